@@ -1,0 +1,55 @@
+# Paved: `make run` serves the portal with demo data, `make test` runs every test.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PAVED := $(UV) run --frozen paved
+HOST ?= 127.0.0.1
+PORT ?= 8000
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test test-postgres lint fmt bench install web clean
+
+## Install uv when missing, then the locked Python packages and the npm packages.
+install: $(UV) .venv/.synced web/static/vendor/.built
+
+$(UV):
+	python3 -m pip install --user --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+web: web/static/vendor/.built
+
+web/static/vendor/.built: web/package.json web/package-lock.json web/build.mjs
+	npm ci --prefix web --no-audit --no-fund
+	npm run --prefix web build
+	@touch $@
+
+## Serve the portal on http://$(HOST):$(PORT) with demo data (SQLite under .paved/).
+run: install
+	$(PAVED) db upgrade
+	exec $(PAVED) up --host $(HOST) --port $(PORT) --demo
+
+## Every test (SQLite). Browser tests drive $(CHROMIUM); PostgreSQL tests need
+## PAVED_TEST_DATABASE_URL (see `make test-postgres`).
+test: install
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+test-postgres: install
+	PAVED_TEST_DATABASE_URL=$${PAVED_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
+		$(UV) run --frozen pytest -m postgres $(PYTEST_ARGS)
+
+lint: install
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy
+
+fmt: install
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+bench: install
+	$(UV) run --frozen python bench/startup.py
+
+clean:
+	rm -rf .venv web/node_modules web/static/vendor .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Alembic environment and versions for every Paved table (SQLite and PostgreSQL)."""

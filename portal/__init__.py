@@ -1,0 +1,43 @@
+"""Paved's core, and the facade plugin authors import from.
+
+    from portal import hookimpl, requires, Action, NavItem, PavedError
+"""
+
+from portal.actions import Action
+from portal.errors import (
+    Conflict,
+    Denied,
+    EngineUnavailable,
+    FieldProblem,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PavedError,
+)
+from portal.gate import requires
+from portal.health import ReadinessCheck
+from portal.hookspecs import hookimpl
+from portal.settings import Settings
+from portal.shell import EntityTab, NavItem
+from portal.tasks import TaskCancelled, TaskContext, TaskHandler
+
+__all__ = [
+    "Action",
+    "Conflict",
+    "Denied",
+    "EngineUnavailable",
+    "EntityTab",
+    "FieldProblem",
+    "InvalidInput",
+    "NavItem",
+    "NotAuthenticated",
+    "NotFound",
+    "PavedError",
+    "ReadinessCheck",
+    "Settings",
+    "TaskCancelled",
+    "TaskContext",
+    "TaskHandler",
+    "hookimpl",
+    "requires",
+]

@@ -1,0 +1,36 @@
+"""The policy vocabulary: actions, and the ones the core itself declares."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One thing a person can do, named ``<area>.<object>.<verb>``; policies decide on it."""
+
+    name: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"action {self.name!r} is not named <area>.<object>.<verb> "
+                "(lowercase letters, digits and underscores)"
+            )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+HOME_READ = Action("portal.home.read", "See the portal's home page")
+TASK_READ = Action("portal.task.read", "See tasks, their progress and their logs")
+TASK_CANCEL = Action("portal.task.cancel", "Ask a queued or running task to stop")
+PLUGINS_READ = Action("admin.plugins.read", "See the installed plugins and their health")
+
+API_DOCS_READ = Action("portal.api_docs.read", "Read the REST API's OpenAPI document")
+
+CORE_ACTIONS = [HOME_READ, TASK_READ, TASK_CANCEL, PLUGINS_READ, API_DOCS_READ]

@@ -1,0 +1,141 @@
+"""The app factory: assembles settings, database, plugins and the web shell into one app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+
+from portal import ops
+from portal.actions import Action
+from portal.db import create_database_engine
+from portal.gate import is_ungated, route_action
+from portal.health import ReadinessCheck, check_database
+from portal.observability import Metrics, RequestMiddleware
+from portal.plugins import Plugins
+from portal.problems import install_error_handlers
+from portal.settings import Settings
+from portal.shell import STATIC_DIR, EntityTab, NavItem, Shell, paved_version
+from portal.tasks import TaskHandler, Worker
+
+log = logging.getLogger("paved.app")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    plugins: Plugins | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
+    """Build the portal; nothing runs until the app's lifespan starts."""
+    plugins = plugins or Plugins.discover(disabled=settings.plugins.disabled)
+    engine = engine or create_database_engine(settings)
+
+    app = FastAPI(
+        title="Paved",
+        version=paved_version(),
+        description="The internal developer portal for ML teams.",
+        lifespan=_lifespan,
+        # The API documents are served by gated routes of the core (see portal/api.py).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.plugins = plugins
+    app.state.actions = _collect_actions(plugins)
+    app.state.task_handlers = collect_task_handlers(plugins)
+    app.state.readiness_checks = [
+        ReadinessCheck("database", check_database),
+        *(c.item for c in plugins.collect("paved_readiness_checks", ReadinessCheck)),
+    ]
+    app.state.shell = Shell(
+        nav_items=[c.item for c in plugins.collect("paved_nav_items", NavItem)],
+        entity_tabs=[c.item for c in plugins.collect("paved_entity_tabs", EntityTab)],
+        template_dirs=[Path(c.item) for c in plugins.collect("paved_template_dirs", (str, Path))],
+    )
+    app.state.metrics = Metrics()
+    app.state.worker = None
+
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
+    app.include_router(ops.router)
+    for contribution in plugins.collect("paved_routes", APIRouter):
+        _include_router(app, contribution.plugin, contribution.item)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    return app
+
+
+def _collect_actions(plugins: Plugins) -> dict[str, Action]:
+    actions: dict[str, Action] = {}
+    owners: dict[str, str] = {}
+    for contribution in plugins.collect("paved_actions", Action):
+        action = contribution.item
+        if action.name in actions:
+            plugins.degrade(
+                contribution.plugin,
+                f"action {action.name} is already declared by {owners[action.name]}",
+            )
+            continue
+        actions[action.name] = action
+        owners[action.name] = contribution.plugin
+    return actions
+
+
+def collect_task_handlers(plugins: Plugins) -> dict[str, TaskHandler]:
+    handlers: dict[str, TaskHandler] = {}
+    for contribution in plugins.collect("paved_task_handlers", TaskHandler):
+        handler = contribution.item
+        if handler.kind in handlers:
+            plugins.degrade(contribution.plugin, f"task kind {handler.kind} is already taken")
+            continue
+        handlers[handler.kind] = handler
+    return handlers
+
+
+def _include_router(app: FastAPI, plugin: str, router: APIRouter) -> None:
+    """Include a plugin's router only if every route declares a known action."""
+    actions: dict[str, Action] = app.state.actions
+    for route in router.routes:
+        action = route_action(route)
+        path = getattr(route, "path", repr(route))
+        if action is None and not is_ungated(route):
+            problem = f"route {path} declares no action; expected requires(<action>)"
+        elif action is not None and action.name not in actions:
+            problem = f"route {path} requires {action.name}, which no plugin declares"
+        else:
+            continue
+        app.state.plugins.degrade(plugin, problem + "; its routes were not added")
+        log.error("plugin %s: %s", plugin, problem)
+        return
+    try:
+        app.include_router(router)
+    except Exception as exc:
+        log.exception("plugin %s: its routes could not be added", plugin)
+        app.state.plugins.degrade(plugin, f"its routes could not be added: {exc}")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    settings: Settings = app.state.settings
+    plugins: Plugins = app.state.plugins
+    plugins.call("paved_startup", app=app, settings=settings)
+    if settings.tasks.in_process_worker:
+        worker = Worker(app.state.engine, list(app.state.task_handlers.values()), settings.tasks)
+        worker.start()
+        app.state.worker = worker
+    try:
+        yield {}
+    finally:
+        if app.state.worker is not None:
+            app.state.worker.stop()
+            app.state.worker = None
+        plugins.call("paved_shutdown", app=app)
+        app.state.engine.dispose()

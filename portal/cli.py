@@ -1,0 +1,257 @@
+"""The ``paved`` command line: serve, migrate, inspect settings and plugins, run workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import Engine
+
+from portal import schema
+from portal.db import check_reachable, create_database_engine
+from portal.errors import ConfigurationError, PavedError
+from portal.plugins import Plugins
+from portal.settings import CONFIG_ENV, Settings, load_settings
+
+out = Console()
+err = Console(stderr=True)
+
+
+@click.group(
+    name="paved",
+    help="Paved: the internal developer portal for ML teams.",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--config", "-c", "config", type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV, help="Settings file to read instead of ./paved.yaml.",
+)
+def cli(config: Path | None) -> None:
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+
+
+@cli.group("db")
+def db_cli() -> None:
+    """Create and migrate the database."""
+
+
+@cli.group("config")
+def config_cli() -> None:
+    """Inspect the effective settings."""
+
+
+@cli.group("plugins")
+def plugins_cli() -> None:
+    """Inspect the installed plugins."""
+
+
+def _database(settings: Settings) -> Engine:
+    engine = create_database_engine(settings)
+    check_reachable(engine)
+    return engine
+
+
+def _require_head(engine: Engine) -> None:
+    current, head = schema.current_revision(engine), schema.head_revision()
+    if current != head:
+        raise ConfigurationError(
+            f"the database is at revision {current or 'none'} but this Paved expects {head}; "
+            "expected a migrated database: run `paved db upgrade`"
+        )
+
+
+def _discover_plugins(settings: Settings) -> Plugins:
+    return Plugins.discover(disabled=settings.plugins.disabled)
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on.  [default: 127.0.0.1]")
+@click.option("--port", type=int, help="Port to listen on.  [default: 8000]")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the embedded database and local state.  [default: .paved]")
+@click.option("--demo", is_flag=True, help="Load demo data (once per database).")
+def up(host: str | None, port: int | None, data_dir: Path | None, demo: bool) -> None:
+    """Serve the portal; migrates an empty database first."""
+    import uvicorn
+
+    from portal.app import create_app
+    from portal.demo import load_demo_data
+    from portal.observability import configure_logging
+
+    overrides = {"host": host, "port": port, "data_dir": data_dir}
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    engine = _database(settings)
+    if schema.is_empty(engine):
+        with err.status("Creating the database…"):
+            schema.upgrade(engine)
+        err.print(f"[green]✓[/] database created at revision {schema.head_revision()}")
+    _require_head(engine)
+    plugins = _discover_plugins(settings)
+    app = create_app(settings, plugins=plugins, engine=engine)
+    if demo:
+        with err.status("Loading demo data…"):
+            loaded = load_demo_data(engine, plugins, settings)
+        err.print("[green]✓[/] demo data loaded" if loaded else "demo data already loaded")
+    _warn_unhealthy(plugins)
+    err.print(f"Paved is serving on [bold]{settings.base_url}[/] (Ctrl-C stops it)")
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+        timeout_graceful_shutdown=10,
+    ))
+    server.run()
+    if not server.started:
+        raise SystemExit(1)
+
+
+def _warn_unhealthy(plugins: Plugins) -> None:
+    for record in plugins.describe():
+        if not record.is_healthy:
+            err.print(f"[yellow]![/] plugin {record.name} is {record.status}: "
+                      + "; ".join(record.problems), highlight=False)
+
+
+@db_cli.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Revision to migrate to.")
+def db_upgrade(revision: str) -> None:
+    """Apply the migrations up to the newest revision (or --revision)."""
+    engine = _database(load_settings())
+    before = schema.current_revision(engine)
+    with err.status(f"Migrating {engine.url.render_as_string(hide_password=True)}…"):
+        schema.upgrade(engine, revision)
+    after = schema.current_revision(engine)
+    if before == after:
+        err.print(f"[green]✓[/] already at revision {after}")
+    else:
+        err.print(f"[green]✓[/] migrated from {before or 'an empty database'} to {after}")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Print the database's revision and the newest one; exit 1 when they differ."""
+    engine = _database(load_settings())
+    current, head = schema.current_revision(engine), schema.head_revision()
+    out.print(f"current: {current or 'none'}\nhead:    {head}")
+    if current != head:
+        raise SystemExit(1)
+
+
+@config_cli.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+def config_show(as_json: bool) -> None:
+    """Print the effective settings (file, environment, defaults) with secrets masked."""
+    data = load_settings().masked()
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    source = os.environ.get(CONFIG_ENV) or ("paved.yaml" if Path("paved.yaml").is_file()
+                                            else None)
+    err.print(f"# read from {source or 'defaults'} and PAVED_* variables", highlight=False)
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+
+
+@plugins_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins_list(as_json: bool) -> None:
+    """List the plugins found, their versions, hooks and status; exit 1 if any is unhealthy."""
+    from portal.app import create_app
+
+    settings = load_settings()
+    plugins = _discover_plugins(settings)
+    # Assembling the app calls every contribution hook, so broken ones show as degraded.
+    create_app(settings, plugins=plugins)
+    records = plugins.describe()
+    if as_json:
+        sys.stdout.write(json.dumps([asdict(record) for record in records], indent=2) + "\n")
+    else:
+        table = Table("plugin", "version", "status", "hooks", "problems", box=None)
+        for record in records:
+            colour = "green" if record.is_healthy else "red"
+            table.add_row(record.name, record.version or "unknown",
+                          f"[{colour}]{record.status}[/]", ", ".join(record.hooks),
+                          "\n".join(record.problems))
+        out.print(table)
+    unhealthy = [record.name for record in records if not record.is_healthy]
+    if unhealthy:
+        err.print(f"[red]✗[/] unhealthy plugins: {', '.join(unhealthy)}; expected every "
+                  "plugin to load and answer its hooks (see the problems above)",
+                  highlight=False)
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--drain", is_flag=True,
+              help="Exit once no task is waiting instead of running forever.")
+def worker(drain: bool) -> None:
+    """Run tasks in this process (beside portals with tasks.in_process_worker off)."""
+    from portal.app import collect_task_handlers
+    from portal.observability import configure_logging
+    from portal.tasks import Worker
+
+    settings = load_settings()
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    engine = _database(settings)
+    _require_head(engine)
+    plugins = _discover_plugins(settings)
+    _warn_unhealthy(plugins)
+    runner = Worker(engine, list(collect_task_handlers(plugins).values()), settings.tasks)
+
+    def stop(_signal: int, _frame: FrameType | None) -> None:
+        runner.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    err.print(f"worker {runner.worker_id} runs {', '.join(sorted(runner.handlers)) or 'nothing'}",
+              highlight=False)
+    if drain:
+        ran = 0
+        with err.status("Draining the queue…") as status:
+            while not runner.is_stopping and runner.run_once():
+                ran += 1
+                status.update(f"Draining the queue… {ran} done")
+        err.print(f"[green]✓[/] queue drained: {ran} task{'s' if ran != 1 else ''} run")
+        return
+    runner.run_forever()
+
+
+def build_cli() -> click.Group:
+    """The core commands plus those plugins contribute through ``paved_cli_commands``."""
+    try:
+        disabled = load_settings().plugins.disabled
+    except ConfigurationError:
+        disabled = []  # the command itself reports invalid settings
+    plugins = Plugins.discover(disabled=disabled)
+    group = click.Group(
+        name=cli.name, commands=dict(cli.commands), callback=cli.callback, params=cli.params,
+        help=cli.help, context_settings=cli.context_settings,
+    )
+    for contribution in plugins.collect("paved_cli_commands", click.Command):
+        name = contribution.item.name
+        if name in group.commands:
+            plugins.degrade(contribution.plugin, f"CLI command {name!r} is already taken")
+            continue
+        group.add_command(contribution.item)
+    return group
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of ``paved``: expected failures become one line and an exit code."""
+    try:
+        return build_cli().main(args=argv, prog_name="paved", standalone_mode=True)
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except PavedError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

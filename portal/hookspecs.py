@@ -1,0 +1,159 @@
+"""The hook contract between the Paved core and its plugins.
+
+A plugin is a module (or object) registered through the ``paved.plugins`` entry-point
+group; it implements any of the hooks below with ``@hookimpl``::
+
+    # pyproject.toml of the plugin's distribution
+    [project.entry-points."paved.plugins"]
+    lineage = "paved_lineage.plugin"
+
+    # paved_lineage/plugin.py
+    from portal import hookimpl, NavItem
+
+    @hookimpl
+    def paved_nav_items():
+        return [NavItem("Lineage", "/lineage")]
+
+Every hook is called inside a guard: a plugin that raises is logged with its traceback and
+marked *degraded* on ``/admin/plugins``; the other plugins' results are still used.
+Contribution hooks return a list (or None for nothing); results of all plugins are
+concatenated in plugin-name order. No hook here is ``firstresult``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    from fastapi import APIRouter, FastAPI
+    from sqlmodel import Session
+
+    from portal.actions import Action
+    from portal.health import ReadinessCheck
+    from portal.settings import Settings
+    from portal.shell import EntityTab, NavItem
+    from portal.tasks import TaskHandler
+
+hookspec = pluggy.HookspecMarker("paved")
+hookimpl = pluggy.HookimplMarker("paved")
+
+
+# -- Contributions, collected once when the app (or the CLI) is assembled --------------
+
+
+@hookspec
+def paved_actions() -> list[Action] | None:
+    """Declare the policy actions this plugin's routes and services perform.
+
+    Called once when the app is assembled. Return ``Action`` objects named
+    ``<area>.<object>.<verb>`` with a one-line description; the policy vocabulary is the
+    union of all plugins' actions. An action declared by two plugins is kept from the first
+    (by plugin name) and the second plugin is marked degraded. A route may only
+    ``requires()`` an action some plugin declares.
+    """
+
+
+@hookspec
+def paved_routes() -> list[APIRouter] | None:
+    """Contribute HTTP routes: REST endpoints, pages and htmx partials.
+
+    Called once when the app is assembled. Return ``fastapi.APIRouter`` objects; they are
+    included as they are, so give them their own ``prefix`` (``/api/<area>`` for REST,
+    ``/<area>`` for pages). Every route must declare its action with ``requires(...)``.
+    """
+
+
+@hookspec
+def paved_nav_items() -> list[NavItem] | None:
+    """Contribute entries to the navigation shown on every page.
+
+    Called once when the app is assembled. Return ``NavItem(label, href, order=...)``;
+    items are sorted by ``order`` then label.
+    """
+
+
+@hookspec
+def paved_entity_tabs() -> list[EntityTab] | None:
+    """Contribute tabs to catalog entity pages (e.g. "Deployments" on a Model).
+
+    Called once when the app is assembled. Return ``EntityTab(id, label, path, kinds=...)``:
+    ``path`` is a URL template with ``{kind}``, ``{namespace}`` and ``{name}`` that returns
+    an HTML fragment, loaded into the tab with htmx (and linked for readers without
+    JavaScript). ``kinds`` limits the tab to entity kinds; empty means every kind.
+    """
+
+
+@hookspec
+def paved_template_dirs() -> list[Path] | None:
+    """Contribute folders of Jinja2 templates for this plugin's pages.
+
+    Called once when the app is assembled. Folders are searched after the core's own, in
+    plugin-name order; prefix your template names with your plugin's name to avoid clashes.
+    """
+
+
+@hookspec
+def paved_task_handlers() -> list[TaskHandler] | None:
+    """Contribute kinds of long work that tasks can run.
+
+    Called once when the app or a worker is assembled. Return ``TaskHandler(kind, run,
+    title=...)``; ``run(ctx)`` receives a ``TaskContext`` to read ``params``, write log
+    lines, report progress and check for cancellation. ``kind`` is ``<plugin>.<verb>`` and
+    must be unique.
+    """
+
+
+@hookspec
+def paved_readiness_checks() -> list[ReadinessCheck] | None:
+    """Contribute checks that ``/readyz`` runs (e.g. "policy engine answers").
+
+    Called once when the app is assembled. Each ``ReadinessCheck(name, check)`` is run on
+    every ``/readyz`` request: ``check(app)`` returns None when ready and raises (with a
+    message a person can act on) when not. Keep it under ~100 ms.
+    """
+
+
+@hookspec
+def paved_cli_commands() -> list[click.Command] | None:
+    """Contribute commands to the ``paved`` CLI.
+
+    Called once when the CLI starts. Return ``click.Command`` objects (a Typer app becomes
+    one through ``typer.main.get_command``); each becomes ``paved <name>``. A name the core
+    already uses is refused and the plugin marked degraded.
+    """
+
+
+# -- Lifecycle ---------------------------------------------------------------------------
+
+
+@hookspec
+def paved_startup(app: FastAPI, settings: Settings) -> None:
+    """Prepare what the plugin needs before the portal serves its first request.
+
+    Called once per process when the app starts, after migrations are checked and before
+    the task worker starts. Keep it fast (the whole start-up budget is 2 s): defer slow
+    work to a task. Returns None.
+    """
+
+
+@hookspec
+def paved_shutdown(app: FastAPI) -> None:
+    """Release what ``paved_startup`` acquired (connections, processes, threads).
+
+    Called once per process when the portal stops (Ctrl-C or SIGTERM), after the task
+    worker has stopped. Returns None.
+    """
+
+
+@hookspec
+def paved_demo_data(session: Session, settings: Settings) -> None:
+    """Load this plugin's demo data into a fresh installation.
+
+    Called once per database, by ``paved up --demo``, inside one transaction shared by all
+    plugins: add rows (or enqueue tasks) through your services and do not commit. Returns
+    None.
+    """

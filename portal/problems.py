@@ -1,0 +1,122 @@
+"""One shape for every error: RFC 9457 problem JSON for clients, an HTML page for people."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from portal.errors import Denied, FieldProblem, PavedError
+from portal.shell import wants_html
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("paved.errors")
+
+
+def problem_type(slug: str) -> str:
+    return f"urn:paved:problem:{slug}"
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: list[FieldProblem] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": problem_type(slug),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if errors:
+        body["errors"] = [problem.as_dict() for problem in errors]
+    body.update(extra or {})
+    shell = getattr(request.app.state, "shell", None)
+    if shell is not None and wants_html(request):
+        return shell.render(request, "error.html", {"problem": body}, status_code=status)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+
+
+async def _paved_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PavedError)
+    extra = {"reasons": exc.reasons} if isinstance(exc, Denied) else None
+    return problem_response(
+        request, status=exc.status, slug=exc.slug, title=exc.title, detail=exc.detail,
+        errors=exc.errors, extra=extra,
+    )
+
+
+def _field_problem(error: dict[str, Any]) -> FieldProblem:
+    location = [str(part) for part in error.get("loc", ())]
+    # FastAPI's first element says where (body, query, path, header); keep it for
+    # query/path/header, drop it for the body so the field reads as the client sent it.
+    if location and location[0] == "body":
+        location = location[1:]
+    field = ".".join(location) or "body"
+    message = "missing" if error.get("type") == "missing" else str(error.get("msg", "invalid"))
+    expected = _expected(error)
+    return FieldProblem(field, message, expected)
+
+
+def _expected(error: dict[str, Any]) -> str | None:
+    context = error.get("ctx") or {}
+    kind = str(error.get("type", ""))
+    if "expected" in context:
+        return str(context["expected"])
+    if kind == "missing":
+        return "a value"
+    if kind.endswith("_parsing") or kind.endswith("_type"):
+        return "a valid " + kind.removesuffix("_parsing").removesuffix("_type").replace("_", " ")
+    return str(error.get("msg")) if error.get("msg") else None
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_field_problem(error) for error in exc.errors()]
+    detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+    return problem_response(
+        request, status=422, slug="invalid-input", title="Invalid input", detail=detail,
+        errors=problems,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else {
+        404: f"nothing is at {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(exc.status_code, phrase)
+    response = problem_response(
+        request, status=exc.status_code, slug=phrase.lower().replace(" ", "-"), title=phrase,
+        detail=str(detail),
+    )
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        request, status=500, slug="internal", title="Internal error",
+        detail="something went wrong on our side; the request id identifies it in the logs",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PavedError, _paved_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

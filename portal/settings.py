@@ -1,0 +1,187 @@
+"""Paved's settings: one class, read from ``paved.yaml`` and ``PAVED_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from portal.errors import ConfigurationError, FieldProblem
+
+CONFIG_ENV = "PAVED_CONFIG"
+DEFAULT_CONFIG_FILE = Path("paved.yaml")
+DATABASE_URL_EXPECTED = "a URL like sqlite:///path/to/paved.db or postgresql://user@host:5432/db"
+
+# Plain URLs are accepted; the driver behind each scheme is Paved's choice.
+_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def database_url(raw: str) -> URL:
+    """Parse a database URL and pick Paved's driver for it; raise ValueError if unusable."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ValueError(f"expected {DATABASE_URL_EXPECTED}") from None
+    backend = url.drivername.split("+", 1)[0]
+    if backend not in _DRIVERS:
+        raise ValueError(f"expected {DATABASE_URL_EXPECTED} ({backend} is not supported)")
+    return url.set(drivername=_DRIVERS[backend])
+
+
+class TaskSettings(BaseModel):
+    """How long work is queued, claimed and watched."""
+
+    in_process_worker: bool = Field(
+        True, description="Run a task worker inside the portal process. Turn off when "
+        "`paved worker` processes run beside it."
+    )
+    poll_interval: float = Field(
+        0.5, gt=0, le=60, description="Seconds an idle worker waits before looking for work."
+    )
+    heartbeat_interval: float = Field(
+        5.0, gt=0, le=300, description="Seconds between a running task's heartbeats."
+    )
+    heartbeat_timeout: float = Field(
+        30.0, gt=0, description="Seconds without a heartbeat after which a running task is "
+        "considered orphaned (its worker died) and is claimed again."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=100, description="Claims of one task before it is failed for good."
+    )
+
+
+class PluginSettings(BaseModel):
+    """Which plugins are loaded."""
+
+    disabled: list[str] = Field(
+        default_factory=list,
+        description="Entry-point names of plugins not to load, e.g. `[cost, pii]`.",
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting of a Paved portal.
+
+    Precedence: arguments, then ``PAVED_*`` environment variables (nested with ``__``,
+    e.g. ``PAVED_TASKS__POLL_INTERVAL``), then ``paved.yaml``, then the defaults here.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PAVED_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        Path(".paved"), description="Folder for the embedded database and local state."
+    )
+    database_url: str | None = Field(
+        None,
+        description="Database URL: `sqlite:///path` or `postgresql://user@host:port/db`. "
+        "Default: a SQLite file in `data_dir`.",
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="Address the portal listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the portal listens on.")
+    public_url: str | None = Field(
+        None, description="The portal's address as people reach it; default from host and port."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level of log lines written."
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json", description="`json`: one JSON object per line; `text`: for a terminal."
+    )
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            database_url(value)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        """The database URL with Paved's driver; the SQLite default lives in ``data_dir``."""
+        raw = self.database_url or f"sqlite:///{self.data_dir / 'paved.db'}"
+        return database_url(raw)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, with secrets and passwords hidden."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = self.sqlalchemy_url.render_as_string(hide_password=True)
+        return data
+
+
+def _config_file() -> Path | None:
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigurationError(
+                f"{CONFIG_ENV} names {named!r}, which is not a file; "
+                "expected the path of a paved.yaml"
+            )
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning every invalid value into one readable ConfigurationError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [_problem(error) for error in exc.errors()]
+        lines = [f"  {p.field}: {p.message}; {p.expected}" for p in problems]
+        raise ConfigurationError("invalid settings:\n" + "\n".join(lines), problems) from None
+    except (ValueError, OSError) as exc:
+        # pydantic-settings raises plain errors for an unreadable file or malformed YAML.
+        raise ConfigurationError(f"cannot read the settings: {exc}") from None
+
+
+def _problem(error: Any) -> FieldProblem:
+    """Name the key (and its environment variable), the value given and what was expected."""
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        return FieldProblem(key, "unknown setting", "one of the keys `paved config show` lists")
+    value = error.get("input")
+    shown = "{...}" if isinstance(value, dict) else repr(value)
+    expected = str(error["msg"]).removeprefix("Value error, ")
+    return FieldProblem(f"{key} (PAVED_{'__'.join(loc).upper()})", f"got {shown}", expected)

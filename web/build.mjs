@@ -1,0 +1,17 @@
+// Copies the front-end libraries installed from npm into the served static folder.
+import { copyFileSync, mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const vendor = join(here, "static", "vendor");
+const files = {
+  "htmx.org/dist/htmx.min.js": "htmx.min.js",
+  "@picocss/pico/css/pico.min.css": "pico.min.css",
+};
+
+mkdirSync(vendor, { recursive: true });
+for (const [source, target] of Object.entries(files)) {
+  copyFileSync(join(here, "node_modules", source), join(vendor, target));
+  console.log(`static/vendor/${target} <- ${source}`);
+}

@@ -1,0 +1,47 @@
+// Paved's own script: follows a task's log live over Server-Sent Events.
+// Every page is complete without it; it only adds live updates.
+"use strict";
+
+function followTaskLog(log) {
+  const source = new EventSource(`${log.dataset.follow}?after=${log.dataset.after || 0}`);
+  const status = document.getElementById("task-status");
+  const progress = document.getElementById("task-progress");
+
+  source.addEventListener("log", (event) => {
+    const line = JSON.parse(event.data);
+    if (log.querySelector(`[data-id="${line.id}"]`)) return;
+    const span = document.createElement("span");
+    span.className = `log-${line.level}`;
+    span.dataset.id = line.id;
+    span.textContent = `${new Date(line.at).toISOString().slice(11, 19)} ${line.message}\n`;
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.appendChild(span);
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  });
+
+  source.addEventListener("progress", (event) => {
+    const { done, total } = JSON.parse(event.data);
+    if (progress) {
+      progress.max = total;
+      progress.value = done;
+      progress.textContent = `${done} of ${total}`;
+    }
+  });
+
+  source.addEventListener("status", (event) => {
+    const task = JSON.parse(event.data);
+    source.close();
+    if (status) {
+      status.textContent = task.status;
+      status.className = `status status-${task.status}`;
+    }
+    log.dataset.follow = "";
+    document.querySelectorAll("form[action$='/cancel']").forEach((form) => form.remove());
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("#task-log[data-follow]").forEach((log) => {
+    if (log.dataset.follow) followTaskLog(log);
+  });
+});
