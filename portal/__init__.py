@@ -1,6 +1,6 @@
 """Paved's core, and the facade plugin authors import from.
 
-    from portal import hookimpl, requires, Action, NavItem, PavedError
+from portal import hookimpl, requires, Action, NavItem, PavedError
 """
 
 from portal.actions import Action

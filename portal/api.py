@@ -39,8 +39,10 @@ def api_docs() -> HTMLResponse:
 @router.get("/plugins", dependencies=[requires(actions.PLUGINS_READ)])
 def list_plugins(request: Request) -> list[PluginOut]:
     """Every plugin found, with its version, hooks and health."""
-    return [PluginOut.model_validate(r, from_attributes=True)
-            for r in request.app.state.plugins.describe()]
+    return [
+        PluginOut.model_validate(r, from_attributes=True)
+        for r in request.app.state.plugins.describe()
+    ]
 
 
 @router.get("/tasks", dependencies=[requires(actions.TASK_READ)])
@@ -109,8 +111,10 @@ def _ensure_exists(engine: Any, task_id: int) -> None:
 def _snapshot(engine: Any, task_id: int, after: int) -> tuple[TaskOut, list[TaskLogOut]]:
     with Session(engine) as session:
         task = TaskOut.model_validate(tasks.get_task(session, task_id))
-        lines = [TaskLogOut.model_validate(line)
-                 for line in tasks.log_lines(session, task_id, after=after)]
+        lines = [
+            TaskLogOut.model_validate(line)
+            for line in tasks.log_lines(session, task_id, after=after)
+        ]
     return task, lines
 
 
@@ -124,8 +128,10 @@ async def _task_events(engine: Any, task_id: int, *, after: int) -> AsyncIterato
         progress = (task.progress_done, task.progress_total)
         if progress != last_progress and task.progress_total:
             last_progress = progress
-            yield {"event": "progress",
-                   "data": json.dumps({"done": progress[0], "total": progress[1]})}
+            yield {
+                "event": "progress",
+                "data": json.dumps({"done": progress[0], "total": progress[1]}),
+            }
         # The log is complete once the task is finished and every line has been sent.
         if task.status.is_finished and not lines:
             yield {"event": "status", "data": task.model_dump_json()}

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from portal import ops
 from portal.actions import Action
 from portal.db import create_database_engine
-from portal.gate import is_ungated, route_action
+from portal.gate import is_ungated, route_action, walk_routes
 from portal.health import ReadinessCheck, check_database
 from portal.observability import Metrics, RequestMiddleware
 from portal.plugins import Plugins
@@ -103,9 +103,9 @@ def collect_task_handlers(plugins: Plugins) -> dict[str, TaskHandler]:
 def _include_router(app: FastAPI, plugin: str, router: APIRouter) -> None:
     """Include a plugin's router only if every route declares a known action."""
     actions: dict[str, Action] = app.state.actions
-    for route in router.routes:
+    for route in walk_routes(router.routes):
         action = route_action(route)
-        path = getattr(route, "path", repr(route))
+        path = route.path
         if action is None and not is_ungated(route):
             problem = f"route {path} declares no action; expected requires(<action>)"
         elif action is not None and action.name not in actions:

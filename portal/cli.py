@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
@@ -13,8 +15,6 @@ from typing import Any
 
 import click
 import yaml
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from portal import schema
@@ -23,8 +23,20 @@ from portal.errors import ConfigurationError, PavedError
 from portal.plugins import Plugins
 from portal.settings import CONFIG_ENV, Settings, load_settings
 
-out = Console()
-err = Console(stderr=True)
+
+def say(message: str, *, mark: str = "", colour: str | None = None) -> None:
+    """One line to stderr for the person at the terminal (stdout is left for data)."""
+    prefix = click.style(mark, fg=colour) + " " if mark else ""
+    click.echo(prefix + message, err=True)
+
+
+@contextmanager
+def progress(message: str) -> Iterator[Any]:
+    """A spinner for long work; rich is imported only when there is long work to show."""
+    from rich.console import Console
+
+    with Console(stderr=True).status(message) as status:
+        yield status
 
 
 @click.group(
@@ -33,8 +45,12 @@ err = Console(stderr=True)
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
-    "--config", "-c", "config", type=click.Path(dir_okay=False, path_type=Path),
-    envvar=CONFIG_ENV, help="Settings file to read instead of ./paved.yaml.",
+    "--config",
+    "-c",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV,
+    help="Settings file to read instead of ./paved.yaml.",
 )
 def cli(config: Path | None) -> None:
     if config is not None:
@@ -78,8 +94,11 @@ def _discover_plugins(settings: Settings) -> Plugins:
 @cli.command()
 @click.option("--host", help="Address to listen on.  [default: 127.0.0.1]")
 @click.option("--port", type=int, help="Port to listen on.  [default: 8000]")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the embedded database and local state.  [default: .paved]")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the embedded database and local state.  [default: .paved]",
+)
 @click.option("--demo", is_flag=True, help="Load demo data (once per database).")
 def up(host: str | None, port: int | None, data_dir: Path | None, demo: bool) -> None:
     """Serve the portal; migrates an empty database first."""
@@ -94,32 +113,45 @@ def up(host: str | None, port: int | None, data_dir: Path | None, demo: bool) ->
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     engine = _database(settings)
     if schema.is_empty(engine):
-        with err.status("Creating the database…"):
-            schema.upgrade(engine)
-        err.print(f"[green]✓[/] database created at revision {schema.head_revision()}")
-    _require_head(engine)
+        # A first start takes well under a second to migrate: no spinner (and no rich).
+        schema.upgrade(engine)
+        say(f"database created at revision {schema.head_revision()}", mark="✓", colour="green")
+    else:
+        _require_head(engine)
     plugins = _discover_plugins(settings)
     app = create_app(settings, plugins=plugins, engine=engine)
     if demo:
-        with err.status("Loading demo data…"):
+        with progress("Loading demo data…"):
             loaded = load_demo_data(engine, plugins, settings)
-        err.print("[green]✓[/] demo data loaded" if loaded else "demo data already loaded")
+        say("demo data loaded" if loaded else "demo data already loaded", mark="✓", colour="green")
     _warn_unhealthy(plugins)
-    err.print(f"Paved is serving on [bold]{settings.base_url}[/] (Ctrl-C stops it)")
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-        timeout_graceful_shutdown=10,
-    ))
-    server.run()
+    say(f"Paved is serving on {click.style(settings.base_url, bold=True)} (Ctrl-C stops it)")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught.
+    with suppress(KeyboardInterrupt):
+        server.run()
     if not server.started:
         raise SystemExit(1)
+    say("Paved stopped")
 
 
 def _warn_unhealthy(plugins: Plugins) -> None:
     for record in plugins.describe():
         if not record.is_healthy:
-            err.print(f"[yellow]![/] plugin {record.name} is {record.status}: "
-                      + "; ".join(record.problems), highlight=False)
+            say(
+                f"plugin {record.name} is {record.status}: " + "; ".join(record.problems),
+                mark="!",
+                colour="yellow",
+            )
 
 
 @db_cli.command("upgrade")
@@ -128,13 +160,13 @@ def db_upgrade(revision: str) -> None:
     """Apply the migrations up to the newest revision (or --revision)."""
     engine = _database(load_settings())
     before = schema.current_revision(engine)
-    with err.status(f"Migrating {engine.url.render_as_string(hide_password=True)}…"):
+    with progress(f"Migrating {engine.url.render_as_string(hide_password=True)}…"):
         schema.upgrade(engine, revision)
     after = schema.current_revision(engine)
     if before == after:
-        err.print(f"[green]✓[/] already at revision {after}")
+        say(f"already at revision {after}", mark="✓", colour="green")
     else:
-        err.print(f"[green]✓[/] migrated from {before or 'an empty database'} to {after}")
+        say(f"migrated from {before or 'an empty database'} to {after}", mark="✓", colour="green")
 
 
 @db_cli.command("current")
@@ -142,7 +174,7 @@ def db_current() -> None:
     """Print the database's revision and the newest one; exit 1 when they differ."""
     engine = _database(load_settings())
     current, head = schema.current_revision(engine), schema.head_revision()
-    out.print(f"current: {current or 'none'}\nhead:    {head}")
+    click.echo(f"current: {current or 'none'}\nhead:    {head}")
     if current != head:
         raise SystemExit(1)
 
@@ -155,10 +187,17 @@ def config_show(as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
-    source = os.environ.get(CONFIG_ENV) or ("paved.yaml" if Path("paved.yaml").is_file()
-                                            else None)
-    err.print(f"# read from {source or 'defaults'} and PAVED_* variables", highlight=False)
+    source = os.environ.get(CONFIG_ENV) or ("paved.yaml" if Path("paved.yaml").is_file() else None)
+    say(f"# read from {source or 'defaults'} and PAVED_* variables")
     sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+
+
+@config_cli.command("reference")
+def config_reference() -> None:
+    """Print every setting, its environment variable, default and meaning (Markdown)."""
+    from portal.settings import reference
+
+    click.echo(reference(), nl=False)
 
 
 @plugins_cli.command("list")
@@ -175,24 +214,35 @@ def plugins_list(as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps([asdict(record) for record in records], indent=2) + "\n")
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table("plugin", "version", "status", "hooks", "problems", box=None)
         for record in records:
             colour = "green" if record.is_healthy else "red"
-            table.add_row(record.name, record.version or "unknown",
-                          f"[{colour}]{record.status}[/]", ", ".join(record.hooks),
-                          "\n".join(record.problems))
-        out.print(table)
+            table.add_row(
+                record.name,
+                record.version or "unknown",
+                f"[{colour}]{record.status}[/]",
+                ", ".join(record.hooks),
+                "\n".join(record.problems),
+            )
+        Console().print(table)
     unhealthy = [record.name for record in records if not record.is_healthy]
     if unhealthy:
-        err.print(f"[red]✗[/] unhealthy plugins: {', '.join(unhealthy)}; expected every "
-                  "plugin to load and answer its hooks (see the problems above)",
-                  highlight=False)
+        say(
+            f"unhealthy plugins: {', '.join(unhealthy)}; expected every plugin to load and "
+            "answer its hooks (see the problems above)",
+            mark="✗",
+            colour="red",
+        )
         raise SystemExit(1)
 
 
 @cli.command()
-@click.option("--drain", is_flag=True,
-              help="Exit once no task is waiting instead of running forever.")
+@click.option(
+    "--drain", is_flag=True, help="Exit once no task is waiting instead of running forever."
+)
 def worker(drain: bool) -> None:
     """Run tasks in this process (beside portals with tasks.in_process_worker off)."""
     from portal.app import collect_task_handlers
@@ -212,15 +262,14 @@ def worker(drain: bool) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    err.print(f"worker {runner.worker_id} runs {', '.join(sorted(runner.handlers)) or 'nothing'}",
-              highlight=False)
+    say(f"worker {runner.worker_id} runs {', '.join(sorted(runner.handlers)) or 'nothing'}")
     if drain:
         ran = 0
-        with err.status("Draining the queue…") as status:
+        with progress("Draining the queue…") as status:
             while not runner.is_stopping and runner.run_once():
                 ran += 1
                 status.update(f"Draining the queue… {ran} done")
-        err.print(f"[green]✓[/] queue drained: {ran} task{'s' if ran != 1 else ''} run")
+        say(f"queue drained: {ran} task{'s' if ran != 1 else ''} run", mark="✓", colour="green")
         return
     runner.run_forever()
 
@@ -233,8 +282,12 @@ def build_cli() -> click.Group:
         disabled = []  # the command itself reports invalid settings
     plugins = Plugins.discover(disabled=disabled)
     group = click.Group(
-        name=cli.name, commands=dict(cli.commands), callback=cli.callback, params=cli.params,
-        help=cli.help, context_settings=cli.context_settings,
+        name=cli.name,
+        commands=dict(cli.commands),
+        callback=cli.callback,
+        params=cli.params,
+        help=cli.help,
+        context_settings=cli.context_settings,
     )
     for contribution in plugins.collect("paved_cli_commands", click.Command):
         name = contribution.item.name
@@ -250,8 +303,8 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return build_cli().main(args=argv, prog_name="paved", standalone_mode=True)
     except ConfigurationError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        say(str(exc), mark="error:", colour="red")
         sys.exit(2)
     except PavedError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        say(str(exc), mark="error:", colour="red")
         sys.exit(1)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.routing import BaseRoute
 
 from portal.actions import Action
@@ -42,12 +43,17 @@ def _find_action(dependant: Dependant) -> Action | None:
     return None
 
 
-def route_action(route: BaseRoute) -> Action | None:
+def walk_routes(routes: Sequence[BaseRoute]) -> Iterator[RouteContext]:
+    """Every route as served, included routers flattened (with their prefixes and
+    dependencies applied)."""
+    yield from iter_route_contexts(routes)
+
+
+def route_action(route: RouteContext) -> Action | None:
     """The action a route declared with ``requires``, or None."""
-    if isinstance(route, APIRoute):
-        return _find_action(route.dependant)
-    return None
+    dependant = getattr(route, "dependant", None)
+    return _find_action(dependant) if isinstance(dependant, Dependant) else None
 
 
-def is_ungated(route: BaseRoute) -> bool:
-    return getattr(route, "path", None) in UNGATED_PATHS
+def is_ungated(route: RouteContext) -> bool:
+    return route.path in UNGATED_PATHS

@@ -91,8 +91,9 @@ def paved_entity_tabs() -> list[EntityTab] | None:
 def paved_template_dirs() -> list[Path] | None:
     """Contribute folders of Jinja2 templates for this plugin's pages.
 
-    Called once when the app is assembled. Folders are searched after the core's own, in
-    plugin-name order; prefix your template names with your plugin's name to avoid clashes.
+    Called once when the app is assembled. Return ``pathlib.Path`` folders; they are
+    searched after the core's own, in plugin-name order, so templates can extend
+    ``base.html``. Prefix your template names with your plugin's name to avoid clashes.
     """
 
 
@@ -111,9 +112,9 @@ def paved_task_handlers() -> list[TaskHandler] | None:
 def paved_readiness_checks() -> list[ReadinessCheck] | None:
     """Contribute checks that ``/readyz`` runs (e.g. "policy engine answers").
 
-    Called once when the app is assembled. Each ``ReadinessCheck(name, check)`` is run on
-    every ``/readyz`` request: ``check(app)`` returns None when ready and raises (with a
-    message a person can act on) when not. Keep it under ~100 ms.
+    Called once when the app is assembled. Return ``ReadinessCheck(name, check)`` objects;
+    each is run on every ``/readyz`` request: ``check(app)`` returns None when ready and
+    raises (with a message a person can act on) when not. Keep it under ~100 ms.
     """
 
 

@@ -41,9 +41,7 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        entry.update(
-            {key: value for key, value in record.__dict__.items() if key not in _RESERVED}
-        )
+        entry.update({key: value for key, value in record.__dict__.items() if key not in _RESERVED})
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -107,8 +105,8 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"").decode(
-            "latin-1"
+        given = (
+            dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
         )
         request_id = given if _ACCEPTED_ID.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
@@ -134,8 +132,10 @@ class RequestMiddleware:
             self.metrics.requests.labels(*labels).inc()
             self.metrics.latency.labels(*labels).observe(elapsed)
             access_log.info(
-                "%s %s %s", scope["method"], scope["path"], status,
-                extra={"route": route, "status": status,
-                       "duration_ms": round(elapsed * 1000, 2)},
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={"route": route, "status": status, "duration_ms": round(elapsed * 1000, 2)},
             )
             request_id_var.reset(token)

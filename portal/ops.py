@@ -21,9 +21,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """Ready to serve: database reachable, schema at head, every plugin check passing."""
-    checks = await run_in_threadpool(
-        run_checks, request.app, request.app.state.readiness_checks
-    )
+    checks = await run_in_threadpool(run_checks, request.app, request.app.state.readiness_checks)
     ready = all(result["ok"] for result in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
@@ -34,5 +32,6 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics")
 def metrics(request: Request) -> Response:
     """Request counts and latencies per route template, in Prometheus text format."""
-    return Response(generate_latest(request.app.state.metrics.registry),
-                    media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

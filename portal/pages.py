@@ -24,20 +24,27 @@ def _shell(request: Request) -> Shell:
 @router.get("/", dependencies=[requires(actions.HOME_READ)])
 def home(request: Request, session: SessionDep) -> HTMLResponse:
     plugins = request.app.state.plugins.describe()
-    return _shell(request).render(request, "home.html", {
-        "task_counts": tasks.count_by_status(session),
-        "recent_tasks": tasks.list_tasks(session, limit=5),
-        "plugins": plugins,
-        "unhealthy_plugins": [p for p in plugins if not p.is_healthy],
-    })
+    return _shell(request).render(
+        request,
+        "home.html",
+        {
+            "task_counts": tasks.count_by_status(session),
+            "recent_tasks": tasks.list_tasks(session, limit=5),
+            "plugins": plugins,
+            "unhealthy_plugins": [p for p in plugins if not p.is_healthy],
+        },
+    )
 
 
 @router.get("/admin/plugins", dependencies=[requires(actions.PLUGINS_READ)])
 def plugins_page(request: Request) -> HTMLResponse:
     return _shell(request).render(
-        request, "admin/plugins.html",
-        {"plugins": request.app.state.plugins.describe(),
-         "actions": sorted(request.app.state.actions.values(), key=lambda a: a.name)},
+        request,
+        "admin/plugins.html",
+        {
+            "plugins": request.app.state.plugins.describe(),
+            "actions": sorted(request.app.state.actions.values(), key=lambda a: a.name),
+        },
         fragment="_partials/plugin_table.html",
     )
 
@@ -51,10 +58,15 @@ def tasks_page(
 ) -> HTMLResponse:
     found = tasks.list_tasks(session, status=status, before=before, limit=50)
     return _shell(request).render(
-        request, "tasks/list.html",
-        {"tasks": found, "status": status, "statuses": list(TaskStatus),
-         "counts": tasks.count_by_status(session),
-         "older": found[-1].id if len(found) == 50 else None},
+        request,
+        "tasks/list.html",
+        {
+            "tasks": found,
+            "status": status,
+            "statuses": list(TaskStatus),
+            "counts": tasks.count_by_status(session),
+            "older": found[-1].id if len(found) == 50 else None,
+        },
         fragment="_partials/task_rows.html",
     )
 
@@ -62,11 +74,15 @@ def tasks_page(
 @router.get("/tasks/{task_id}", dependencies=[requires(actions.TASK_READ)])
 def task_page(task_id: int, request: Request, session: SessionDep) -> HTMLResponse:
     task = tasks.get_task(session, task_id)
-    return _shell(request).render(request, "tasks/detail.html", {
-        "task": task,
-        "lines": tasks.log_lines(session, task_id, limit=5000),
-        "is_finished": TaskStatus(task.status).is_finished,
-    })
+    return _shell(request).render(
+        request,
+        "tasks/detail.html",
+        {
+            "task": task,
+            "lines": tasks.log_lines(session, task_id, limit=5000),
+            "is_finished": TaskStatus(task.status).is_finished,
+        },
+    )
 
 
 @router.post("/tasks/{task_id}/cancel", dependencies=[requires(actions.TASK_CANCEL)])

@@ -35,5 +35,4 @@ def paved_task_handlers() -> list[TaskHandler]:
 
 @hookimpl
 def paved_demo_data(session: Session, settings: Settings) -> None:
-    tasks.enqueue(session, selfcheck.KIND, title="Check this installation",
-                  created_by="demo")
+    tasks.enqueue(session, selfcheck.KIND, title="Check this installation", created_by="demo")

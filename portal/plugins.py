@@ -99,12 +99,14 @@ class Plugins:
 
     def register(self, plugin: object, record: PluginRecord) -> PluginRecord:
         """Register a loaded plugin object; refuse it whole if any hookimpl is malformed."""
+        self.records[record.name] = record
         try:
             self.manager.register(plugin, name=record.name)
         except Exception as exc:
             return self._fail(record, f"its hooks do not match the contract: {exc}")
         unknown = [
-            caller.name for caller in self.manager.get_hookcallers(plugin) or []
+            caller.name
+            for caller in self.manager.get_hookcallers(plugin) or []
             if not caller.has_spec()
         ]
         if unknown:
@@ -154,10 +156,11 @@ class Plugins:
             results.append((plugin_name, result))
         return results
 
-    def collect(self, hook_name: str, expected: type | tuple[type, ...], **kwargs: Any
-                ) -> list[Contribution]:
+    def collect(
+        self, hook_name: str, expected: type | tuple[type, ...], **kwargs: Any
+    ) -> list[Contribution]:
         """The items all plugins contribute through a list-returning hook, type-checked."""
-        items = []
+        items: list[Contribution] = []
         for plugin_name, result in self.call(hook_name, **kwargs):
             if result is None:
                 continue

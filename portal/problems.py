@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from portal.errors import Denied, FieldProblem, PavedError
-from portal.shell import wants_html
+from portal.shell import Shell, wants_html
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("paved.errors")
@@ -43,7 +43,7 @@ def problem_response(
     if errors:
         body["errors"] = [problem.as_dict() for problem in errors]
     body.update(extra or {})
-    shell = getattr(request.app.state, "shell", None)
+    shell: Shell | None = getattr(request.app.state, "shell", None)
     if shell is not None and wants_html(request):
         return shell.render(request, "error.html", {"problem": body}, status_code=status)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
@@ -53,8 +53,13 @@ async def _paved_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PavedError)
     extra = {"reasons": exc.reasons} if isinstance(exc, Denied) else None
     return problem_response(
-        request, status=exc.status, slug=exc.slug, title=exc.title, detail=exc.detail,
-        errors=exc.errors, extra=extra,
+        request,
+        status=exc.status,
+        slug=exc.slug,
+        title=exc.title,
+        detail=exc.detail,
+        errors=exc.errors,
+        extra=extra,
     )
 
 
@@ -87,7 +92,11 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     problems = [_field_problem(error) for error in exc.errors()]
     detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
     return problem_response(
-        request, status=422, slug="invalid-input", title="Invalid input", detail=detail,
+        request,
+        status=422,
+        slug="invalid-input",
+        title="Invalid input",
+        detail=detail,
         errors=problems,
     )
 
@@ -95,12 +104,19 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else {
-        404: f"nothing is at {request.url.path}",
-        405: f"{request.method} is not allowed on {request.url.path}",
-    }.get(exc.status_code, phrase)
+    detail = (
+        exc.detail
+        if isinstance(exc.detail, str) and exc.detail != phrase
+        else {
+            404: f"nothing is at {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(exc.status_code, phrase)
+    )
     response = problem_response(
-        request, status=exc.status_code, slug=phrase.lower().replace(" ", "-"), title=phrase,
+        request,
+        status=exc.status_code,
+        slug=phrase.lower().replace(" ", "-"),
+        title=phrase,
         detail=str(detail),
     )
     response.headers.update(exc.headers or {})
@@ -110,7 +126,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
-        request, status=500, slug="internal", title="Internal error",
+        request,
+        status=500,
+        slug="internal",
+        title="Internal error",
         detail="something went wrong on our side; the request id identifies it in the logs",
     )
 

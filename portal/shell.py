@@ -71,8 +71,12 @@ class Shell:
         self.nav_items = sorted(nav_items, key=lambda item: (item.order, item.label))
         self.entity_tabs = sorted(entity_tabs, key=lambda tab: (tab.order, tab.label))
         environment = Environment(
-            loader=ChoiceLoader([FileSystemLoader(str(TEMPLATES_DIR)),
-                                 *(FileSystemLoader(str(d)) for d in template_dirs)]),
+            loader=ChoiceLoader(
+                [
+                    FileSystemLoader(str(TEMPLATES_DIR)),
+                    *(FileSystemLoader(str(d)) for d in template_dirs),
+                ]
+            ),
             autoescape=select_autoescape(default=True),
             trim_blocks=True,
             lstrip_blocks=True,
@@ -84,8 +88,11 @@ class Shell:
             has_vendor_files=not missing_vendor_files(),
         )
         if missing_vendor_files():
-            log.warning("front-end libraries are missing (%s): pages work without them; run "
-                        "`make web` to build them", ", ".join(missing_vendor_files()))
+            log.warning(
+                "front-end libraries are missing (%s): pages work without them; run "
+                "`make web` to build them",
+                ", ".join(missing_vendor_files()),
+            )
 
     def tabs_for(self, kind: str) -> list[EntityTab]:
         return [tab for tab in self.entity_tabs if tab.applies_to(kind)]
@@ -103,7 +110,9 @@ class Shell:
         is_htmx = request.headers.get("HX-Request") == "true"
         name = fragment if fragment and is_htmx else template
         return self.templates.TemplateResponse(
-            request, name, {"current_path": request.url.path, **(context or {})},
+            request,
+            name,
+            {"current_path": request.url.path, **(context or {})},
             status_code=status_code,
         )
 

@@ -32,7 +32,7 @@ from portal.settings import TaskSettings
 log = logging.getLogger("paved.tasks")
 
 
-class TaskCancelled(Exception):  # noqa: N818 - it is a signal, not an error
+class TaskCancelled(Exception):
     """Raised by a handler (or ``TaskContext.check_cancelled``) to stop a cancelled task."""
 
 
@@ -92,12 +92,13 @@ def list_tasks(
 
 
 def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Task.status, func.count()).group_by(Task.status))
-    return {status: count for status, count in rows.tuples()}
+    rows = session.execute(select(col(Task.status), func.count()).group_by(col(Task.status)))
+    return dict(rows.all())
 
 
-def log_lines(session: Session, task_id: int, *, after: int = 0, limit: int = 1000
-              ) -> list[TaskLog]:
+def log_lines(
+    session: Session, task_id: int, *, after: int = 0, limit: int = 1000
+) -> list[TaskLog]:
     """Log lines of a task with an id greater than ``after``, oldest first."""
     query = (
         select(TaskLog)
@@ -156,8 +157,11 @@ class TaskContext:
         if self._worker.is_stopping:
             return True
         with Session(self.engine) as session:
-            return bool(session.scalar(select(Task.cancel_requested).where(
-                col(Task.id) == self.task_id)))
+            return bool(
+                session.scalar(
+                    select(col(Task.cancel_requested)).where(col(Task.id) == self.task_id)
+                )
+            )
 
     def check_cancelled(self) -> None:
         """Raise ``TaskCancelled`` if the task should stop; call it between steps."""
@@ -230,7 +234,7 @@ class Worker:
         now = utcnow()
         claimable = self._claimable(now)
         oldest = (
-            select(Task.id)
+            select(col(Task.id))
             .where(claimable)
             .order_by(col(Task.id))
             .limit(1)
@@ -248,7 +252,7 @@ class Worker:
                     started_at=func.coalesce(Task.started_at, now),
                     attempts=Task.attempts + 1,
                 )
-                .returning(Task.id)
+                .returning(col(Task.id))
             )
             session.commit()
             if claimed is None:
@@ -270,7 +274,9 @@ class Worker:
         context = TaskContext(self.engine, task, self)
         beating = threading.Event()
         heartbeat = threading.Thread(
-            target=self._heartbeat, args=(task.id, beating), name=f"heartbeat-{task.id}",
+            target=self._heartbeat,
+            args=(task.id, beating),
+            name=f"heartbeat-{task.id}",
             daemon=True,
         )
         heartbeat.start()
@@ -285,17 +291,19 @@ class Worker:
             return
         self._finish(task.id, status, result, error)
 
-    def _execute(self, task: Task, context: TaskContext
-                 ) -> tuple[TaskStatus | None, dict[str, Any] | None, str | None]:
+    def _execute(
+        self, task: Task, context: TaskContext
+    ) -> tuple[TaskStatus | None, dict[str, Any] | None, str | None]:
         handler = self.handlers.get(task.kind)
         if handler is None:
-            message = (f"no handler for tasks of kind {task.kind!r}; expected a plugin that "
-                       "provides it to be installed and enabled")
+            message = (
+                f"no handler for tasks of kind {task.kind!r}; expected a plugin that "
+                "provides it to be installed and enabled"
+            )
             context.log(message, level="error")
             return TaskStatus.FAILED, None, message
         if task.attempts > 1:
-            context.log(f"resumed by {self.worker_id} (attempt {task.attempts})",
-                        level="warning")
+            context.log(f"resumed by {self.worker_id} (attempt {task.attempts})", level="warning")
         try:
             result = handler.run(context)
         except TaskCancelled:
@@ -320,14 +328,18 @@ class Worker:
                 )
                 session.commit()
 
-    def _finish(self, task_id: int, status: TaskStatus, result: dict[str, Any] | None,
-                error: str | None) -> None:
+    def _finish(
+        self, task_id: int, status: TaskStatus, result: dict[str, Any] | None, error: str | None
+    ) -> None:
         with Session(self.engine) as session:
             session.execute(
                 update(Task)
                 # Only the worker that holds the task may finish it.
-                .where(col(Task.id) == task_id, col(Task.worker_id) == self.worker_id,
-                       col(Task.status) == TaskStatus.RUNNING)
+                .where(
+                    col(Task.id) == task_id,
+                    col(Task.worker_id) == self.worker_id,
+                    col(Task.status) == TaskStatus.RUNNING,
+                )
                 .values(status=status, result=result, error=error, finished_at=utcnow())
             )
             session.commit()
@@ -355,8 +367,7 @@ class Worker:
         log.info("task worker %s stopped", self.worker_id)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run_forever, name="paved-worker",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.run_forever, name="paved-worker", daemon=True)
         self._thread.start()
 
     def stop(self, *, grace: float = 10.0) -> None:

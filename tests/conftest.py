@@ -1,0 +1,154 @@
+"""Fixtures shared by every test: settings, a migrated database, the app and its client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
+
+from portal import schema
+from portal.app import create_app
+from portal.db import create_database_engine
+from portal.plugins import Plugins
+from portal.settings import Settings, load_settings
+
+TESTS_DIR = Path(__file__).parent
+REPO_DIR = TESTS_DIR.parent
+POSTGRES_ENV = "PAVED_TEST_DATABASE_URL"
+FIXTURE_PLUGINS = {
+    "lineage": "fixture_plugins.lineage",
+    "broken_import": "fixture_plugins.broken_import",
+    "broken_hooks": "fixture_plugins.broken_hooks",
+    "unknown_hook": "fixture_plugins.unknown_hook",
+    "ungated_route": "fixture_plugins.ungated_route",
+}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    """In CI (PAVED_CI=1) a skipped test is a failure: nothing may be left unchecked."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("PAVED_CI") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every test must run: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer's PAVED_* variables or paved.yaml leak into a test."""
+    for name in list(os.environ):
+        if name.startswith("PAVED_") and name not in {POSTGRES_ENV, "PAVED_CI"}:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def _postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    server = os.environ.get(POSTGRES_ENV)
+    if not server:
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    name = f"paved_test_{uuid.uuid4().hex[:12]}"
+    admin_url = make_url(server).set(drivername="postgresql+psycopg")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite in a temporary folder; a fresh PostgreSQL database for tests marked postgres."""
+    if request.node.get_closest_marker("postgres"):
+        yield from _postgres_database()
+    else:
+        yield f"sqlite:///{tmp_path / 'paved.db'}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        log_format="text",
+        tasks={"in_process_worker": False, "poll_interval": 0.05, "heartbeat_interval": 0.2},
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """The test's database, migrated to head."""
+    engine = create_database_engine(settings)
+    schema.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+@pytest.fixture
+def installed_plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Install the fixture plugins as a real distribution with ``paved.plugins`` entry points.
+
+    Returns a function taking the plugin names to install; the distribution lives in a
+    temporary folder put on ``sys.path`` (and on ``PYTHONPATH`` for subprocesses).
+    """
+
+    def install(*names: str) -> dict[str, str]:
+        site = tmp_path / f"site-{uuid.uuid4().hex[:6]}"
+        dist_info = site / "paved_fixture_plugins-1.2.3.dist-info"
+        dist_info.mkdir(parents=True)
+        (dist_info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: paved-fixture-plugins\nVersion: 1.2.3\n"
+        )
+        lines = [f"{name} = {FIXTURE_PLUGINS[name]}" for name in names]
+        (dist_info / "entry_points.txt").write_text("[paved.plugins]\n" + "\n".join(lines) + "\n")
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.syspath_prepend(str(TESTS_DIR))
+        path = os.pathsep.join([str(site), str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])
+        monkeypatch.setenv("PYTHONPATH", path)
+        return {"PYTHONPATH": path}
+
+    return install
+
+
+def fixture_entry_points(*names: str) -> list[EntryPoint]:
+    return [EntryPoint(name, FIXTURE_PLUGINS[name], "paved.plugins") for name in names]
+
+
+@pytest.fixture
+def plugins() -> Plugins:
+    """The plugins installed with Paved itself (found through real entry points)."""
+    return Plugins.discover()
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine, plugins: Plugins) -> FastAPI:
+    return create_app(settings, plugins=plugins, engine=engine)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client

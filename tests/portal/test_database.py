@@ -1,0 +1,107 @@
+"""The database: migrations that match the models on SQLite and PostgreSQL, one commit per
+request, and clear errors when the database cannot be reached."""
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from portal import Action, requires, schema
+from portal.app import create_app
+from portal.db import SessionDep, check_reachable, create_database_engine
+from portal.errors import EngineUnavailable
+from portal.models import PortalMeta, metadata
+from portal.plugins import Plugins
+from portal.settings import Settings, load_settings
+
+from factories import throwaway_plugin
+
+BOTH = pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+
+
+@BOTH
+def test_migrations_create_exactly_the_tables_the_models_describe(
+    backend: str, engine: Engine
+) -> None:
+    assert engine.dialect.name == ("postgresql" if backend == "postgres" else "sqlite")
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+    assert schema.is_at_head(engine)
+
+
+@BOTH
+def test_migrations_go_down_and_up_again(backend: str, engine: Engine) -> None:
+    schema.downgrade(engine, "base")
+    assert schema.current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+    schema.upgrade(engine)
+    assert {"task", "task_log", "portal_meta"} <= set(inspect(engine).get_table_names())
+
+
+def test_the_head_paved_computes_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    alembic_head = ScriptDirectory.from_config(schema.alembic_config()).get_current_head()
+    assert schema.head_revision() == alembic_head is not None
+
+
+def test_a_fresh_database_is_empty_until_upgraded(settings: Settings) -> None:
+    engine = create_database_engine(settings)
+    assert schema.is_empty(engine)
+    assert schema.current_revision(engine) is None
+    schema.upgrade(engine)
+    assert not schema.is_empty(engine)
+    assert schema.current_revision(engine) == schema.head_revision()
+
+
+def test_an_unreachable_database_is_named_with_the_reason() -> None:
+    engine = create_database_engine(
+        load_settings(database_url="postgresql://paved:secret@127.0.0.1:1/paved")
+    )
+    with pytest.raises(EngineUnavailable) as raised:
+        check_reachable(engine)
+    message = str(raised.value)
+    assert message.startswith(
+        "cannot reach the database postgresql+psycopg://paved:***@127.0.0.1:1/paved"
+    )
+    assert "secret" not in message
+    assert "PAVED_DATABASE_URL" in message
+
+
+WRITE = Action("probe.meta.update", "Write a probe value")
+
+
+def test_a_request_that_fails_after_writing_saves_nothing(
+    settings: Settings, engine: Engine, plugins: Plugins
+) -> None:
+    router = APIRouter()
+
+    @router.post("/api/probe/meta", dependencies=[requires(WRITE)])
+    def write_then_fail(session: SessionDep, fail: bool = False) -> dict[str, bool]:
+        session.add(PortalMeta(key="probe", value="written"))
+        session.flush()
+        if fail:
+            raise RuntimeError("the second half of the work failed")
+        return {"saved": True}
+
+    with throwaway_plugin(
+        plugins, "probe", paved_actions=lambda: [WRITE], paved_routes=lambda: [router]
+    ):
+        app = create_app(settings, plugins=plugins, engine=engine)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert client.post("/api/probe/meta?fail=true").status_code == 500
+            with Session(engine) as session:
+                assert (
+                    session.exec(select(PortalMeta).where(PortalMeta.key == "probe")).first()
+                    is None
+                )
+            assert client.post("/api/probe/meta").json() == {"saved": True}
+            with Session(engine) as session:
+                assert session.get(PortalMeta, "probe").value == "written"  # type: ignore[union-attr]

@@ -1,0 +1,160 @@
+"""Plugins: found through entry points, contributing through hooks, contained when broken."""
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from portal.app import create_app
+from portal.demo import load_demo_data
+from portal.plugins import Plugins, PluginStatus
+from portal.settings import Settings
+from portal.tasks import Worker, get_task, list_tasks
+
+from conftest import fixture_entry_points
+from factories import throwaway_plugin
+from fixture_plugins import lineage
+
+
+def test_the_core_is_found_through_its_entry_point_like_any_plugin(plugins: Plugins) -> None:
+    core = plugins.records["core"]
+    assert core.target == "portal.plugin"
+    assert core.distribution == "paved"
+    assert core.version
+    assert core.status == PluginStatus.OK
+    assert "paved_routes" in core.hooks
+
+
+def test_installed_distribution_plugins_are_discovered_with_their_version(
+    installed_plugins: Callable[..., dict[str, str]],
+) -> None:
+    installed_plugins("lineage")
+    record = Plugins.discover().records["lineage"]
+    assert (record.distribution, record.version) == ("paved-fixture-plugins", "1.2.3")
+    assert record.status == PluginStatus.OK
+    assert record.hooks == sorted(name for name in dir(lineage) if name.startswith("paved_"))
+
+
+def test_a_plugin_that_fails_to_import_is_reported_and_the_portal_stays_up(
+    settings: Settings, engine: Engine, installed_plugins: Callable[..., dict[str, str]]
+) -> None:
+    installed_plugins("broken_import", "lineage")
+    plugins = Plugins.discover()
+    record = plugins.records["broken_import"]
+    assert record.status == PluginStatus.FAILED
+    assert record.problems == [
+        "cannot import fixture_plugins.broken_import: ModuleNotFoundError: "
+        "No module named 'paved_lineage_dependency_that_is_not_installed'"
+    ]
+    app = create_app(settings, plugins=plugins, engine=engine)
+    with TestClient(app) as client:
+        assert client.get("/api/lineage/edges").status_code == 200
+        page = client.get("/admin/plugins")
+    assert page.status_code == 200
+    assert "broken_import" in page.text
+    assert "paved_lineage_dependency_that_is_not_installed" in page.text
+
+
+def test_hooks_that_raise_or_return_the_wrong_type_degrade_only_their_plugin(
+    settings: Settings,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+    installed_plugins: Callable[..., dict[str, str]],
+) -> None:
+    installed_plugins("broken_hooks", "lineage")
+    plugins = Plugins.discover()
+    app = create_app(settings, plugins=plugins, engine=engine)
+    with TestClient(app) as client:
+        home = client.get("/", headers={"Accept": "text/html"})
+    broken = plugins.records["broken_hooks"]
+    assert broken.status == PluginStatus.DEGRADED
+    assert "paved_nav_items raised RuntimeError: navigation service is down" in broken.problems
+    assert "paved_actions returned str; expected a list" in broken.problems
+    assert "paved_entity_tabs returned NavItem; expected EntityTab" in broken.problems
+    assert "paved_startup raised RuntimeError: cannot warm the cache" in broken.problems
+    # The other plugins' contributions are all there.
+    assert plugins.records["lineage"].status == PluginStatus.OK
+    assert home.status_code == 200
+    assert 'href="/lineage"' in home.text
+    assert 'href="/tasks"' in home.text
+    assert "broken_hooks" in home.text  # the home page says a plugin needs attention
+    logged = [r for r in caplog.records if r.name == "paved.plugins" and r.exc_info]
+    assert {r.getMessage() for r in logged} >= {
+        "plugin broken_hooks failed in paved_nav_items",
+        "plugin broken_hooks failed in paved_startup",
+    }
+
+
+def test_a_plugin_implementing_an_unknown_hook_is_refused_whole() -> None:
+    plugins = Plugins.discover(found=fixture_entry_points("unknown_hook"))
+    record = plugins.records["unknown_hook"]
+    assert record.status == PluginStatus.FAILED
+    assert "implements unknown hooks paved_route" in record.problems[0]
+    assert plugins.manager.get_plugin("unknown_hook") is None
+
+
+def test_a_route_without_an_action_is_not_served(settings: Settings, engine: Engine) -> None:
+    plugins = Plugins.discover(found=fixture_entry_points("ungated_route"))
+    app = create_app(settings, plugins=plugins, engine=engine)
+    with TestClient(app) as client:
+        assert client.get("/api/ungated/secrets").status_code == 404
+    assert plugins.records["ungated_route"].status == PluginStatus.DEGRADED
+    assert plugins.records["ungated_route"].problems == [
+        "route /api/ungated/secrets declares no action; expected requires(<action>); "
+        "its routes were not added"
+    ]
+
+
+def test_an_action_declared_twice_degrades_the_second_plugin(
+    settings: Settings, engine: Engine
+) -> None:
+    plugins = Plugins.discover(found=fixture_entry_points("lineage"))
+    with throwaway_plugin(plugins, "zz_copycat", paved_actions=lambda: [lineage.LINEAGE_READ]):
+        app = create_app(settings, plugins=plugins, engine=engine)
+        assert app.state.actions["lineage.graph.read"] == lineage.LINEAGE_READ
+        assert plugins.records["zz_copycat"].problems == [
+            "action lineage.graph.read is already declared by lineage"
+        ]
+
+
+def test_disabled_plugins_are_listed_but_not_loaded(settings: Settings) -> None:
+    plugins = Plugins.discover(disabled=["lineage"], found=fixture_entry_points("lineage"))
+    assert plugins.records["lineage"].status == PluginStatus.DISABLED
+    assert plugins.manager.get_plugin("lineage") is None
+
+
+def test_plugin_contributions_reach_the_app(settings: Settings, engine: Engine) -> None:
+    plugins = Plugins.discover(found=fixture_entry_points("lineage"))
+    lineage.events.clear()
+    app = create_app(settings, plugins=plugins, engine=engine)
+    shell = app.state.shell
+    assert [tab.id for tab in shell.tabs_for("Model")] == ["lineage", "notes"]
+    assert [tab.id for tab in shell.tabs_for("Component")] == ["notes"]
+    assert shell.tabs_for("Model")[0].url(kind="Model", namespace="default", name="churn") == (
+        "/lineage/model/default/churn"
+    )
+    assert "lineage.count" in app.state.task_handlers
+    with TestClient(app) as client:
+        page = client.get("/lineage")
+        ready = client.get("/readyz").json()
+        created = client.post("/api/lineage/edges")
+    assert lineage.events == ["startup", "shutdown"]
+    assert page.status_code == 200
+    assert "<h1>Lineage</h1>" in page.text
+    assert ready["checks"]["lineage-store"]["ok"] is True
+    assert created.json() == {"recorded_by_action": "lineage.graph.update"}
+
+
+def test_demo_data_is_loaded_once_per_database(settings: Settings, engine: Engine) -> None:
+    plugins = Plugins.discover(found=fixture_entry_points("lineage"))
+    assert load_demo_data(engine, plugins, settings) is True
+    assert load_demo_data(engine, plugins, settings) is False
+    with Session(engine) as session:
+        demo_tasks = list_tasks(session, kind="lineage.count")
+    assert [task.params for task in demo_tasks] == [{"model": "demo"}]
+    app = create_app(settings, plugins=plugins, engine=engine)
+    Worker(engine, list(app.state.task_handlers.values()), settings.tasks).run_once()
+    with Session(engine) as session:
+        assert get_task(session, demo_tasks[0].id).result == {"edges": 1}  # type: ignore[arg-type]
