@@ -6,10 +6,20 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test test-postgres lint fmt bench install web clean
+.PHONY: run test test-postgres lint fmt bench install web chromium clean
 
 ## Install uv when missing, then the locked Python packages and the npm packages.
 install: $(UV) .venv/.synced web/static/vendor/.built
+
+## Browser tests drive Debian's Chromium; install it when missing and allowed to.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: $(CHROMIUM) is missing; browser tests will be skipped (apt-get install chromium)"; \
+	  fi; \
+	fi
 
 $(UV):
 	python3 -m pip install --user --quiet uv
@@ -32,7 +42,7 @@ run: install
 
 ## Every test (SQLite). Browser tests drive $(CHROMIUM); PostgreSQL tests need
 ## PAVED_TEST_DATABASE_URL (see `make test-postgres`).
-test: install
+test: install chromium
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-postgres: install

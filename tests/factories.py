@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from portal import tasks
@@ -29,6 +31,21 @@ def throwaway_plugin(
         yield module
     finally:
         plugins.unregister(name)
+
+
+def reload_task(engine: Engine, task_id: int) -> Task:
+    """The task as the database has it now."""
+    with Session(engine) as session:
+        return tasks.get_task(session, task_id)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
 
 
 def make_task(session: Session, kind: str = "test.echo", **params: Any) -> Task:

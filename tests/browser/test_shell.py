@@ -11,25 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from portal.plugins import Plugins
-from portal.tasks import TaskContext, TaskHandler, get_task
+from portal.tasks import TaskContext, TaskHandler
 
 from .conftest import LivePortal
-from factories import make_task, throwaway_plugin
-
-
-def reload(engine: Engine, task_id: int):  # type: ignore[no-untyped-def]
-    with Session(engine) as session:
-        return get_task(session, task_id)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
+from factories import make_task, reload_task, throwaway_plugin, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -130,7 +115,7 @@ def test_pages_read_correctly_without_javascript_and_forms_have_labels(
     portal = serve(plugins)
     with Session(engine) as session:
         task = make_task(session, "gone.plugin")
-    wait_for(lambda: reload(engine, task.id).status == "failed")  # type: ignore[arg-type]
+    wait_for(lambda: reload_task(engine, task.id).status == "failed")  # type: ignore[arg-type]
     page = page_without_js
     page.goto(portal.url + "/tasks")
     expect(page.get_by_role("heading", name="Tasks", level=1)).to_be_visible()

@@ -25,7 +25,7 @@ from portal.plugins import Plugins
 from portal.settings import Settings, TaskSettings
 from portal.tasks import TaskContext, TaskHandler, Worker
 
-from factories import make_task, throwaway_plugin
+from factories import make_task, reload_task, throwaway_plugin, wait_for
 
 
 def echo(ctx: TaskContext) -> dict[str, Any]:
@@ -42,19 +42,6 @@ ECHO = TaskHandler("test.echo", echo, title="Echo")
 EXPLODE = TaskHandler("test.explode", explode, title="Explode")
 
 
-def reload(engine: Engine, task_id: int) -> Task:
-    with Session(engine) as session:
-        return tasks.get_task(session, task_id)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 def test_a_queued_task_runs_and_keeps_its_result_and_log(
     engine: Engine, session: Session, settings: Settings
 ) -> None:
@@ -62,7 +49,7 @@ def test_a_queued_task_runs_and_keeps_its_result_and_log(
     worker = Worker(engine, [ECHO], settings.tasks)
     assert worker.run_once() is True
     assert worker.run_once() is False  # nothing left
-    done = reload(engine, task.id)  # type: ignore[arg-type]
+    done = reload_task(engine, task.id)  # type: ignore[arg-type]
     assert done.status == TaskStatus.SUCCEEDED
     assert done.result == {"echoed": {"model": "churn"}}
     assert done.attempts == 1
@@ -80,7 +67,7 @@ def test_a_failing_handler_fails_the_task_with_its_traceback_in_the_log(
 ) -> None:
     task = make_task(session, "test.explode")
     Worker(engine, [EXPLODE], settings.tasks).run_once()
-    failed = reload(engine, task.id)  # type: ignore[arg-type]
+    failed = reload_task(engine, task.id)  # type: ignore[arg-type]
     assert failed.status == TaskStatus.FAILED
     assert failed.error == "ValueError: the training data is empty"
     lines = tasks.log_lines(session, task.id)  # type: ignore[arg-type]
@@ -94,7 +81,7 @@ def test_a_task_of_an_unknown_kind_fails_with_a_reason_a_person_can_act_on(
 ) -> None:
     task = make_task(session, "gone.plugin")
     Worker(engine, [ECHO], settings.tasks).run_once()
-    failed = reload(engine, task.id)  # type: ignore[arg-type]
+    failed = reload_task(engine, task.id)  # type: ignore[arg-type]
     assert failed.status == TaskStatus.FAILED
     assert failed.error == (
         "no handler for tasks of kind 'gone.plugin'; expected a plugin that provides it "
@@ -118,7 +105,7 @@ def test_cancelling_a_queued_task_stops_it_before_it_runs(
     tasks.request_cancel(session, task.id, by="user:default/alice")  # type: ignore[arg-type]
     session.commit()
     assert Worker(engine, [ECHO], settings.tasks).run_once() is False
-    assert reload(engine, task.id).status == TaskStatus.CANCELLED  # type: ignore[arg-type]
+    assert reload_task(engine, task.id).status == TaskStatus.CANCELLED  # type: ignore[arg-type]
 
 
 def test_cancelling_a_running_task_stops_it_at_its_next_check(
@@ -143,7 +130,7 @@ def test_cancelling_a_running_task_stops_it_at_its_next_check(
         tasks.request_cancel(other, task.id)  # type: ignore[arg-type]
         other.commit()
     runner.join(5)
-    assert reload(engine, task.id).status == TaskStatus.CANCELLED  # type: ignore[arg-type]
+    assert reload_task(engine, task.id).status == TaskStatus.CANCELLED  # type: ignore[arg-type]
 
 
 def test_cancelling_a_finished_task_is_a_conflict(
@@ -271,7 +258,7 @@ def test_a_task_whose_worker_died_is_claimed_again(engine: Engine, session: Sess
     assert alive.run_once() is False  # not orphaned yet
     time.sleep(0.4)
     assert alive.run_once() is True
-    resumed = reload(engine, task.id)  # type: ignore[arg-type]
+    resumed = reload_task(engine, task.id)  # type: ignore[arg-type]
     assert resumed.status == TaskStatus.SUCCEEDED
     assert (resumed.attempts, resumed.worker_id) == (2, "alive-worker")
     messages = [line.message for line in tasks.log_lines(session, task.id)]  # type: ignore[arg-type]
@@ -291,12 +278,12 @@ def test_a_running_task_keeps_its_claim_while_it_heartbeats(
     first = Worker(engine, [TaskHandler("test.slow", slow, title="Slow")], quick)
     runner = threading.Thread(target=first.run_once)
     runner.start()
-    wait_for(lambda: reload(engine, task.id).status == TaskStatus.RUNNING)  # type: ignore[arg-type]
+    wait_for(lambda: reload_task(engine, task.id).status == TaskStatus.RUNNING)  # type: ignore[arg-type]
     time.sleep(0.6)  # twice the timeout: only heartbeats keep it claimed
     assert Worker(engine, [], quick).claim() is None
     slow_done.set()
     runner.join(5)
-    assert reload(engine, task.id).attempts == 1  # type: ignore[arg-type]
+    assert reload_task(engine, task.id).attempts == 1  # type: ignore[arg-type]
 
 
 def test_an_orphan_that_used_all_its_attempts_is_failed(engine: Engine, session: Session) -> None:
@@ -306,7 +293,7 @@ def test_an_orphan_that_used_all_its_attempts_is_failed(engine: Engine, session:
         assert Worker(engine, [ECHO], quick, worker_id=name).claim() is not None
         time.sleep(0.15)
     assert Worker(engine, [ECHO], quick).run_once() is False
-    failed = reload(engine, task.id)  # type: ignore[arg-type]
+    failed = reload_task(engine, task.id)  # type: ignore[arg-type]
     assert failed.status == TaskStatus.FAILED
     assert failed.error == "its worker stopped answering on each of 2 attempts"
 
@@ -336,7 +323,7 @@ def test_a_task_survives_a_restart_of_the_portal(settings: Settings, engine: Eng
             assert started.wait(5)
             assert first_portal.get(f"/api/tasks/{task.id}").json()["status"] == "running"
         # The portal stopped mid-task: the task is back in the queue, not lost.
-        assert reload(engine, task.id).status == TaskStatus.QUEUED  # type: ignore[arg-type]
+        assert reload_task(engine, task.id).status == TaskStatus.QUEUED  # type: ignore[arg-type]
         release.set()
         with TestClient(create_app(working, plugins=plugins)) as second_portal:
             wait_for(
