@@ -19,7 +19,8 @@ from portal.health import ReadinessCheck
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
 from portal.shell import EntityTab, NavItem
-from portal.tasks import TaskCancelled, TaskContext, TaskHandler
+from portal.tasks import TaskCancelled, TaskHandler
+from portal.worker import TaskContext
 
 __all__ = [
     "Action",

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from sse_starlette.sse import EventSourceResponse
 from starlette.responses import HTMLResponse, JSONResponse
@@ -33,7 +34,14 @@ def openapi_document(request: Request) -> JSONResponse:
 
 @router.get("/docs", dependencies=[requires(actions.API_DOCS_READ)], include_in_schema=False)
 def api_docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/api/openapi.json", title="Paved API")
+    """Swagger UI for the API, served from the portal's own static files (built from npm)."""
+    return get_swagger_ui_html(
+        openapi_url="/api/openapi.json",
+        title="Paved API",
+        swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+        swagger_css_url="/static/vendor/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+    )
 
 
 @router.get("/plugins", dependencies=[requires(actions.PLUGINS_READ)])
@@ -70,8 +78,8 @@ def get_task_log(
     after: Annotated[int, Query(ge=0, description="Only lines with a greater id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[TaskLogOut]:
-    tasks.get_task(session, task_id)
-    lines = tasks.log_lines(session, task_id, after=after, limit=limit)
+    """A task's log lines, oldest first; page with ``after`` (the last id you have)."""
+    lines = tasks.list_log_lines(session, task_id, after=after, limit=limit)
     return [TaskLogOut.model_validate(line) for line in lines]
 
 
@@ -98,43 +106,41 @@ async def follow_task(
     Reconnecting clients send ``Last-Event-ID`` and get only the lines they missed.
     """
     engine = request.app.state.engine
-    await run_in_threadpool(_ensure_exists, engine, task_id)  # 404 before the stream starts
     start = max(after, last_event_id)
-    return EventSourceResponse(_task_events(engine, task_id, after=start), ping=15)
+    first = await run_in_threadpool(_read, engine, task_id, start)  # 404 before streaming
+    return EventSourceResponse(_task_events(engine, task_id, start, first), ping=15)
 
 
-def _ensure_exists(engine: Any, task_id: int) -> None:
+Progress = tuple[TaskOut, list[TaskLogOut]]
+
+
+def _read(engine: Engine, task_id: int, after: int) -> Progress:
     with Session(engine) as session:
-        tasks.get_task(session, task_id)
+        task, lines = tasks.read_progress(session, task_id, after=after)
+        return TaskOut.model_validate(task), [TaskLogOut.model_validate(x) for x in lines]
 
 
-def _snapshot(engine: Any, task_id: int, after: int) -> tuple[TaskOut, list[TaskLogOut]]:
-    with Session(engine) as session:
-        task = TaskOut.model_validate(tasks.get_task(session, task_id))
-        lines = [
-            TaskLogOut.model_validate(line)
-            for line in tasks.log_lines(session, task_id, after=after)
-        ]
-    return task, lines
-
-
-async def _task_events(engine: Any, task_id: int, *, after: int) -> AsyncIterator[dict[str, Any]]:
-    last_progress: tuple[int | None, int | None] = (None, None)
+async def _task_events(
+    engine: Engine, task_id: int, after: int, first: Progress
+) -> AsyncIterator[dict[str, Any]]:
+    task, lines = first
+    shown_progress: tuple[int | None, int | None] = (None, None)
     while True:
-        task, lines = await run_in_threadpool(_snapshot, engine, task_id, after)
         for line in lines:
             after = line.id
             yield {"event": "log", "id": str(line.id), "data": line.model_dump_json()}
         progress = (task.progress_done, task.progress_total)
-        if progress != last_progress and task.progress_total:
-            last_progress = progress
+        if task.progress_total and progress != shown_progress:
+            shown_progress = progress
             yield {
                 "event": "progress",
                 "data": json.dumps({"done": progress[0], "total": progress[1]}),
             }
-        # The log is complete once the task is finished and every line has been sent.
-        if task.status.is_finished and not lines:
+        # read_progress read the status before the lines: a task already finished then
+        # has its whole log in ``lines``, so the stream can end.
+        if task.status.is_finished:
             yield {"event": "status", "data": task.model_dump_json()}
             return
         if not lines:
             await asyncio.sleep(FOLLOW_INTERVAL)
+        task, lines = await run_in_threadpool(_read, engine, task_id, after)

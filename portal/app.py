@@ -9,20 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
 from portal import ops
 from portal.actions import Action
 from portal.db import create_database_engine
-from portal.gate import is_ungated, route_action, walk_routes
+from portal.gate import STATIC_PATH, is_ungated, route_action, walk_routes
 from portal.health import ReadinessCheck, check_database
 from portal.observability import Metrics, RequestMiddleware
 from portal.plugins import Plugins
 from portal.problems import install_error_handlers
 from portal.settings import Settings
 from portal.shell import STATIC_DIR, EntityTab, NavItem, Shell, paved_version
-from portal.tasks import TaskHandler, Worker
+from portal.tasks import TaskHandler
+from portal.worker import Worker
 
 log = logging.getLogger("paved.app")
 
@@ -69,7 +71,7 @@ def create_app(
     app.include_router(ops.router)
     for contribution in plugins.collect("paved_routes", APIRouter):
         _include_router(app, contribution.plugin, contribution.item)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app
 
 
@@ -106,7 +108,9 @@ def _include_router(app: FastAPI, plugin: str, router: APIRouter) -> None:
     for route in walk_routes(router.routes):
         action = route_action(route)
         path = route.path
-        if action is None and not is_ungated(route):
+        if is_ungated(route):
+            problem = f"route {path} is marked ungated; only the core's own probes may be"
+        elif action is None:
             problem = f"route {path} declares no action; expected requires(<action>)"
         elif action is not None and action.name not in actions:
             problem = f"route {path} requires {action.name}, which no plugin declares"
@@ -135,7 +139,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         yield {}
     finally:
         if app.state.worker is not None:
-            app.state.worker.stop()
+            # Joining the worker can take seconds; the event loop must not wait on it.
+            await run_in_threadpool(app.state.worker.stop)
             app.state.worker = None
         plugins.call("paved_shutdown", app=app)
         app.state.engine.dispose()

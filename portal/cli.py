@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import sys
@@ -39,7 +40,56 @@ def progress(message: str) -> Iterator[Any]:
         yield status
 
 
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a logger while the command itself reports what it found."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class PavedGroup(click.Group):
+    """The core's commands plus those plugins contribute through ``paved_cli_commands``.
+
+    Plugins are only looked for when a command name is not the core's (or for help), and
+    after ``--config`` is applied, so ``paved config show`` never imports a plugin.
+    """
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        found: dict[str, click.Command] | None = ctx.meta.get("paved.plugin_commands")
+        if found is not None:
+            return found
+        if ctx.params.get("config"):
+            os.environ[CONFIG_ENV] = str(ctx.params["config"])
+        try:
+            disabled = load_settings().plugins.disabled
+        except ConfigurationError:
+            disabled = []  # the command itself reports invalid settings
+        with _quiet("paved.plugins"):  # `paved plugins list` reports broken plugins
+            plugins = Plugins.discover(disabled=disabled)
+            found = {}
+            for contribution in plugins.collect("paved_cli_commands", click.Command):
+                name = contribution.item.name or ""
+                if name in self.commands or name in found:
+                    plugins.degrade(contribution.plugin, f"CLI command {name!r} is taken")
+                    continue
+                found[name] = contribution.item
+        ctx.meta["paved.plugin_commands"] = found
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._plugin_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.commands.get(cmd_name) or self._plugin_commands(ctx).get(cmd_name)
+
+
 @click.group(
+    cls=PavedGroup,
     name="paved",
     help="Paved: the internal developer portal for ML teams.",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -195,9 +245,9 @@ def config_show(as_json: bool) -> None:
 @config_cli.command("reference")
 def config_reference() -> None:
     """Print every setting, its environment variable, default and meaning (Markdown)."""
-    from portal.settings import reference
+    from portal.settings import render_reference
 
-    click.echo(reference(), nl=False)
+    click.echo(render_reference(), nl=False)
 
 
 @plugins_cli.command("list")
@@ -207,9 +257,10 @@ def plugins_list(as_json: bool) -> None:
     from portal.app import create_app
 
     settings = load_settings()
-    plugins = _discover_plugins(settings)
-    # Assembling the app calls every contribution hook, so broken ones show as degraded.
-    create_app(settings, plugins=plugins)
+    with _quiet("paved.plugins"):  # the table below names every problem
+        plugins = _discover_plugins(settings)
+        # Assembling the app calls every contribution hook, so broken ones show as degraded.
+        create_app(settings, plugins=plugins)
     records = plugins.describe()
     if as_json:
         sys.stdout.write(json.dumps([asdict(record) for record in records], indent=2) + "\n")
@@ -247,7 +298,7 @@ def worker(drain: bool) -> None:
     """Run tasks in this process (beside portals with tasks.in_process_worker off)."""
     from portal.app import collect_task_handlers
     from portal.observability import configure_logging
-    from portal.tasks import Worker
+    from portal.worker import Worker
 
     settings = load_settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
@@ -274,34 +325,10 @@ def worker(drain: bool) -> None:
     runner.run_forever()
 
 
-def build_cli() -> click.Group:
-    """The core commands plus those plugins contribute through ``paved_cli_commands``."""
-    try:
-        disabled = load_settings().plugins.disabled
-    except ConfigurationError:
-        disabled = []  # the command itself reports invalid settings
-    plugins = Plugins.discover(disabled=disabled)
-    group = click.Group(
-        name=cli.name,
-        commands=dict(cli.commands),
-        callback=cli.callback,
-        params=cli.params,
-        help=cli.help,
-        context_settings=cli.context_settings,
-    )
-    for contribution in plugins.collect("paved_cli_commands", click.Command):
-        name = contribution.item.name
-        if name in group.commands:
-            plugins.degrade(contribution.plugin, f"CLI command {name!r} is already taken")
-            continue
-        group.add_command(contribution.item)
-    return group
-
-
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of ``paved``: expected failures become one line and an exit code."""
     try:
-        return build_cli().main(args=argv, prog_name="paved", standalone_mode=True)
+        return cli.main(args=argv, prog_name="paved", standalone_mode=True)
     except ConfigurationError as exc:
         say(str(exc), mark="error:", colour="red")
         sys.exit(2)

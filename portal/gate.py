@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 
 from portal.actions import Action
 
-# Routes that need no action: liveness, readiness, metrics scraping and static files.
-UNGATED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/static"})
+# The only routes that need no action: liveness, readiness, metrics scraping and static
+# files. They are recognised by the mark ``ungated`` puts on the core's own endpoints (and
+# the static mount), never by path, so no plugin route can join them.
+ALLOWLIST = frozenset({"/healthz", "/readyz", "/metrics", "/static"})
+STATIC_PATH = "/static"
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def ungated(endpoint: Endpoint) -> Endpoint:
+    """Mark one of the core's operational endpoints as needing no action."""
+    endpoint.paved_ungated = True  # type: ignore[attr-defined]
+    return endpoint
 
 
 def requires(action: Action) -> Any:
@@ -56,4 +67,8 @@ def route_action(route: RouteContext) -> Action | None:
 
 
 def is_ungated(route: RouteContext) -> bool:
-    return route.path in UNGATED_PATHS
+    """On the allowlist: a core endpoint marked ``ungated``, or the static files mount."""
+    if getattr(route.endpoint, "paved_ungated", False):
+        return True
+    original = route.original_route
+    return isinstance(original, Mount) and original.path == STATIC_PATH

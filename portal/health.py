@@ -20,6 +20,12 @@ class ReadinessCheck:
     name: str
     check: Callable[[FastAPI], None]
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.name, str) and self.name) or not callable(self.check):
+            raise TypeError(
+                f"ReadinessCheck({self.name!r}, ...): expected a name and a callable check(app)"
+            )
+
 
 def check_database(app: FastAPI) -> None:
     engine = app.state.engine

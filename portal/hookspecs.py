@@ -135,8 +135,8 @@ def paved_cli_commands() -> list[click.Command] | None:
 def paved_startup(app: FastAPI, settings: Settings) -> None:
     """Prepare what the plugin needs before the portal serves its first request.
 
-    Called once per process when the app starts, after migrations are checked and before
-    the task worker starts. Keep it fast (the whole start-up budget is 2 s): defer slow
+    Called once per process when the app starts, before the task worker starts and
+    before the first request. Keep it fast (the whole start-up budget is 2 s): defer slow
     work to a task. Returns None.
     """
 

@@ -24,28 +24,22 @@ def _shell(request: Request) -> Shell:
 @router.get("/", dependencies=[requires(actions.HOME_READ)])
 def home(request: Request, session: SessionDep) -> HTMLResponse:
     plugins = request.app.state.plugins.describe()
-    return _shell(request).render(
-        request,
-        "home.html",
-        {
-            "task_counts": tasks.count_by_status(session),
-            "recent_tasks": tasks.list_tasks(session, limit=5),
-            "plugins": plugins,
-            "unhealthy_plugins": [p for p in plugins if not p.is_healthy],
-        },
-    )
+    context = {
+        "overview": tasks.browse(session, limit=5),
+        "plugins": plugins,
+        "unhealthy_plugins": [plugin for plugin in plugins if not plugin.is_healthy],
+    }
+    return _shell(request).render(request, "home.html", context)
 
 
 @router.get("/admin/plugins", dependencies=[requires(actions.PLUGINS_READ)])
 def plugins_page(request: Request) -> HTMLResponse:
+    context = {
+        "plugins": request.app.state.plugins.describe(),
+        "actions": sorted(request.app.state.actions.values(), key=lambda a: a.name),
+    }
     return _shell(request).render(
-        request,
-        "admin/plugins.html",
-        {
-            "plugins": request.app.state.plugins.describe(),
-            "actions": sorted(request.app.state.actions.values(), key=lambda a: a.name),
-        },
-        fragment="_partials/plugin_table.html",
+        request, "admin/plugins.html", context, fragment="_partials/plugin_table.html"
     )
 
 
@@ -56,33 +50,27 @@ def tasks_page(
     status: Annotated[TaskStatus | None, Query()] = None,
     before: Annotated[int | None, Query()] = None,
 ) -> HTMLResponse:
-    found = tasks.list_tasks(session, status=status, before=before, limit=50)
+    context = {
+        "page": tasks.browse(session, status=status, before=before),
+        "status": status,
+        "before": before,
+        "statuses": list(TaskStatus),
+    }
     return _shell(request).render(
-        request,
-        "tasks/list.html",
-        {
-            "tasks": found,
-            "status": status,
-            "statuses": list(TaskStatus),
-            "counts": tasks.count_by_status(session),
-            "older": found[-1].id if len(found) == 50 else None,
-        },
-        fragment="_partials/task_rows.html",
+        request, "tasks/list.html", context, fragment="_partials/task_rows.html"
     )
 
 
 @router.get("/tasks/{task_id}", dependencies=[requires(actions.TASK_READ)])
 def task_page(task_id: int, request: Request, session: SessionDep) -> HTMLResponse:
-    task = tasks.get_task(session, task_id)
-    return _shell(request).render(
-        request,
-        "tasks/detail.html",
-        {
-            "task": task,
-            "lines": tasks.log_lines(session, task_id, limit=5000),
-            "is_finished": TaskStatus(task.status).is_finished,
-        },
-    )
+    task, lines = tasks.read_progress(session, task_id, after=0)
+    context = {
+        "task": task,
+        "lines": lines,
+        "is_finished": TaskStatus(task.status).is_finished,
+        "runs_here": task.kind in request.app.state.task_handlers,
+    }
+    return _shell(request).render(request, "tasks/detail.html", context)
 
 
 @router.post("/tasks/{task_id}/cancel", dependencies=[requires(actions.TASK_CANCEL)])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib.metadata import EntryPoint, entry_points
@@ -71,6 +73,8 @@ class Plugins:
         return plugins
 
     def load(self, point: EntryPoint, *, is_disabled: bool = False) -> PluginRecord:
+        """Import and register one entry point; a second plugin with a name already taken
+        is recorded as failed under ``"<name> (<target>)"`` and not imported."""
         dist = point.dist
         record = PluginRecord(
             name=point.name,
@@ -104,17 +108,30 @@ class Plugins:
             self.manager.register(plugin, name=record.name)
         except Exception as exc:
             return self._fail(record, f"its hooks do not match the contract: {exc}")
-        unknown = [
-            caller.name
-            for caller in self.manager.get_hookcallers(plugin) or []
-            if not caller.has_spec()
-        ]
+        callers = self.manager.get_hookcallers(plugin) or []
+        unknown = sorted(caller.name for caller in callers if not caller.has_spec())
         if unknown:
             self.manager.unregister(plugin)
             return self._fail(
                 record,
-                f"implements unknown hooks {', '.join(sorted(unknown))}; expected hooks "
+                f"implements unknown hooks {', '.join(unknown)}; expected hooks "
                 "defined in portal/hookspecs.py",
+            )
+        # Hooks run one by one in plugin-name order (see ``call``), so pluggy's ordering
+        # and wrapping options would be silently ignored: refuse them instead.
+        ordered = sorted(
+            impl.function.__name__
+            for caller in callers
+            for impl in caller.get_hookimpls()
+            if impl.plugin is plugin
+            and (impl.tryfirst or impl.trylast or impl.hookwrapper or impl.wrapper)
+        )
+        if ordered:
+            self.manager.unregister(plugin)
+            return self._fail(
+                record,
+                f"uses tryfirst, trylast or wrappers on {', '.join(ordered)}; expected plain "
+                "@hookimpl (Paved calls plugins in name order)",
             )
         record.hooks = sorted(c.name for c in self.manager.get_hookcallers(plugin) or [])
         return record
@@ -128,12 +145,15 @@ class Plugins:
     def _fail(self, record: PluginRecord, problem: str) -> PluginRecord:
         record.status = PluginStatus.FAILED
         record.problems.append(problem)
-        log.error("plugin %s not loaded: %s", record.name, problem, exc_info=True)
+        # Called from an except block for import and registration errors: keep the traceback.
+        log.error(
+            "plugin %s not loaded: %s", record.name, problem, exc_info=sys.exc_info()[0] is not None
+        )
         return record
 
     def degrade(self, name: str, problem: str) -> None:
         """Mark a loaded plugin degraded; the portal goes on without that contribution."""
-        record = self.records[name]
+        record = self.records.setdefault(name, PluginRecord(name=name, target="unknown"))
         record.status = PluginStatus.DEGRADED
         record.problems.append(problem)
 
@@ -143,12 +163,24 @@ class Plugins:
         impls = sorted(caller.get_hookimpls(), key=lambda impl: impl.plugin_name)
         return [(impl.plugin_name, impl) for impl in impls]
 
-    def call(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call every implementation of a hook; one that raises is logged and degraded."""
+    def call(
+        self,
+        hook_name: str,
+        *,
+        each: Callable[[], AbstractContextManager[Any]] | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[str, Any]]:
+        """Call every implementation of a hook, in plugin-name order.
+
+        One that raises is logged with its traceback and its plugin degraded; the others
+        still run. ``each`` wraps every single call (e.g. ``session.begin_nested``, so a
+        failing plugin's writes are rolled back alone).
+        """
         results = []
         for plugin_name, impl in self._implementations(hook_name):
             try:
-                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+                with each() if each else nullcontext():
+                    result = impl.function(*(kwargs[arg] for arg in impl.argnames))
             except Exception as exc:
                 log.exception("plugin %s failed in %s", plugin_name, hook_name)
                 self.degrade(plugin_name, f"{hook_name} raised {type(exc).__name__}: {exc}")

@@ -22,7 +22,7 @@ def problem_type(slug: str) -> str:
     return f"urn:paved:problem:{slug}"
 
 
-def problem_response(
+def respond_with_problem(
     request: Request,
     *,
     status: int,
@@ -52,7 +52,7 @@ def problem_response(
 async def _paved_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PavedError)
     extra = {"reasons": exc.reasons} if isinstance(exc, Denied) else None
-    return problem_response(
+    return respond_with_problem(
         request,
         status=exc.status,
         slug=exc.slug,
@@ -82,16 +82,16 @@ def _expected(error: dict[str, Any]) -> str | None:
         return str(context["expected"])
     if kind == "missing":
         return "a value"
-    if kind.endswith("_parsing") or kind.endswith("_type"):
+    if kind.endswith(("_parsing", "_type")):
         return "a valid " + kind.removesuffix("_parsing").removesuffix("_type").replace("_", " ")
-    return str(error.get("msg")) if error.get("msg") else None
+    return None  # the message already says what was expected
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [_field_problem(error) for error in exc.errors()]
     detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
-    return problem_response(
+    return respond_with_problem(
         request,
         status=422,
         slug="invalid-input",
@@ -103,7 +103,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    phrase = HTTPStatus(exc.status_code).phrase
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:  # a status outside the standard list, e.g. 499
+        phrase = "Error"
     detail = (
         exc.detail
         if isinstance(exc.detail, str) and exc.detail != phrase
@@ -112,7 +115,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             405: f"{request.method} is not allowed on {request.url.path}",
         }.get(exc.status_code, phrase)
     )
-    response = problem_response(
+    response = respond_with_problem(
         request,
         status=exc.status_code,
         slug=phrase.lower().replace(" ", "-"),
@@ -123,9 +126,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
+async def respond_to_unexpected_error(request: Request, exc: Exception) -> Response:
+    """Log an unexpected error with its traceback and answer 500 without internals."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(
+    return respond_with_problem(
         request,
         status=500,
         slug="internal",
@@ -138,4 +142,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PavedError, _paved_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(Exception, respond_to_unexpected_error)

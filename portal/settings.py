@@ -31,7 +31,7 @@ _DRIVERS = {
 }
 
 
-def database_url(raw: str) -> URL:
+def parse_database_url(raw: str) -> URL:
     """Parse a database URL and pick Paved's driver for it; raise ValueError if unusable."""
     try:
         url = make_url(raw)
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is not None:
-            database_url(value)
+            parse_database_url(value)
         return value
 
     @field_validator("log_level", mode="before")
@@ -139,7 +139,7 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> URL:
         """The database URL with Paved's driver; the SQLite default lives in ``data_dir``."""
         raw = self.database_url or f"sqlite:///{self.data_dir / 'paved.db'}"
-        return database_url(raw)
+        return parse_database_url(raw)
 
     @property
     def base_url(self) -> str:
@@ -180,6 +180,16 @@ def _config_file() -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
+def _without_password(value: Any) -> Any:
+    """A URL-looking value with its password replaced by ***, for error messages."""
+    if isinstance(value, str) and "://" in value:
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except ArgumentError:
+            return value.split("://", 1)[0] + "://***"
+    return value
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, turning every invalid value into one readable ConfigurationError."""
     try:
@@ -201,12 +211,12 @@ def _problem(error: Any) -> FieldProblem:
     if error["type"] == "extra_forbidden":
         return FieldProblem(key, "unknown setting", "one of the keys `paved config show` lists")
     value = error.get("input")
-    shown = "{...}" if isinstance(value, dict) else repr(value)
+    shown = "{...}" if isinstance(value, dict) else repr(_without_password(value))
     expected = str(error["msg"]).removeprefix("Value error, ")
     return FieldProblem(f"{key} (PAVED_{'__'.join(loc).upper()})", f"got {shown}", expected)
 
 
-def reference() -> str:
+def render_reference() -> str:
     """The settings reference in Markdown, generated from the fields' descriptions."""
     lines = [
         "# Settings reference",

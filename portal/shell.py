@@ -16,7 +16,12 @@ from starlette.responses import HTMLResponse
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
-VENDOR_FILES = ("vendor/htmx.min.js", "vendor/pico.min.css")
+VENDOR_FILES = (
+    "vendor/htmx.min.js",
+    "vendor/pico.min.css",
+    "vendor/swagger-ui-bundle.js",
+    "vendor/swagger-ui.css",
+)
 
 log = logging.getLogger("paved.shell")
 
@@ -29,6 +34,21 @@ class NavItem:
     href: str
     order: int = 100
 
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.label, str) and self.label.strip(),
+            "NavItem.label",
+            self.label,
+            "a non-empty string",
+        )
+        _require(
+            isinstance(self.href, str) and self.href.startswith(("/", "https://", "http://")),
+            "NavItem.href",
+            self.href,
+            "a path starting with / or an http(s) URL",
+        )
+        _require(type(self.order) is int, "NavItem.order", self.order, "an integer")
+
 
 @dataclass(frozen=True)
 class EntityTab:
@@ -40,11 +60,44 @@ class EntityTab:
     kinds: tuple[str, ...] = ()
     order: int = 100
 
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.id, str) and self.id.isidentifier(),
+            "EntityTab.id",
+            self.id,
+            "an identifier such as `deployments`",
+        )
+        _require(
+            isinstance(self.label, str) and self.label.strip(),
+            "EntityTab.label",
+            self.label,
+            "a non-empty string",
+        )
+        _require(
+            isinstance(self.path, str) and self.path.startswith("/"),
+            "EntityTab.path",
+            self.path,
+            "a path template such as /serving/{kind}/{namespace}/{name}",
+        )
+        _require(
+            isinstance(self.kinds, tuple) and all(isinstance(k, str) for k in self.kinds),
+            "EntityTab.kinds",
+            self.kinds,
+            "a tuple of entity kinds, e.g. ('Model',)",
+        )
+        _require(type(self.order) is int, "EntityTab.order", self.order, "an integer")
+
     def applies_to(self, kind: str) -> bool:
         return not self.kinds or kind.lower() in {k.lower() for k in self.kinds}
 
     def url(self, *, kind: str, namespace: str, name: str) -> str:
         return self.path.format(kind=kind.lower(), namespace=namespace, name=name)
+
+
+def _require(holds: object, field: str, value: object, expected: str) -> None:
+    """Refuse a malformed contribution where it is made, so the plugin is the one blamed."""
+    if not holds:
+        raise TypeError(f"{field} is {value!r}; expected {expected}")
 
 
 def paved_version() -> str:
@@ -109,12 +162,16 @@ class Shell:
         """Render ``template``; an htmx request gets ``fragment`` alone when one is given."""
         is_htmx = request.headers.get("HX-Request") == "true"
         name = fragment if fragment and is_htmx else template
-        return self.templates.TemplateResponse(
+        response = self.templates.TemplateResponse(
             request,
             name,
             {"current_path": request.url.path, **(context or {})},
             status_code=status_code,
         )
+        if fragment:
+            # One URL, two bodies: caches (and the back button) must keep them apart.
+            response.headers["Vary"] = "HX-Request"
+        return response
 
 
 def wants_html(request: Request) -> bool:

@@ -33,6 +33,12 @@ FIXTURE_PLUGINS = {
 }
 
 
+# Run a test on SQLite and, marked postgres, on PostgreSQL (the `backend` argument).
+BOTH_BACKENDS = pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
     """In CI (PAVED_CI=1) a skipped test is a failure: nothing may be left unchecked."""
@@ -89,6 +95,14 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         log_format="text",
         tasks={"in_process_worker": False, "poll_interval": 0.05, "heartbeat_interval": 0.2},
+    )
+
+
+@pytest.fixture
+def working_settings(settings: Settings) -> Settings:
+    """The test's settings with the in-process task worker on, as `paved up` runs."""
+    return settings.model_copy(
+        update={"tasks": settings.tasks.model_copy(update={"in_process_worker": True})}
     )
 
 

@@ -8,6 +8,8 @@ const vendor = join(here, "static", "vendor");
 const files = {
   "htmx.org/dist/htmx.min.js": "htmx.min.js",
   "@picocss/pico/css/pico.min.css": "pico.min.css",
+  "swagger-ui-dist/swagger-ui-bundle.js": "swagger-ui-bundle.js",
+  "swagger-ui-dist/swagger-ui.css": "swagger-ui.css",
 };
 
 mkdirSync(vendor, { recursive: true });

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,8 @@ from sqlalchemy.engine import Engine
 from portal.app import create_app
 from portal.plugins import Plugins
 from portal.settings import Settings
+
+from processes import free_port
 
 CHROMIUM = Path(os.environ.get("PAVED_CHROMIUM", "/usr/bin/chromium"))
 # Without these, Chromium keeps trying to reach Google's services, which a closed
@@ -50,23 +51,14 @@ class LivePortal:
     app: FastAPI
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-def serve(settings: Settings, engine: Engine) -> Iterator[Callable[[Plugins], LivePortal]]:
+def serve(working_settings: Settings, engine: Engine) -> Iterator[Callable[[Plugins], LivePortal]]:
     """Start the portal (with its task worker) in a thread; stopped after the test."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(plugins: Plugins) -> LivePortal:
-        working = settings.model_copy(
-            update={"tasks": settings.tasks.model_copy(update={"in_process_worker": True})}
-        )
-        app = create_app(working, plugins=plugins, engine=engine)
-        port = _free_port()
+        app = create_app(working_settings, plugins=plugins, engine=engine)
+        port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
         )

@@ -1,10 +1,6 @@
 """The ``paved`` command line, run as a person runs it: a separate process."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,22 +10,7 @@ import pytest
 
 from portal.settings import Settings
 
-
-def paved(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "portal", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PAVED_LOG_FORMAT": "text", **(env or {})},
-        cwd=cwd,
-        timeout=timeout,
-    )
-
-
-def database_env(settings: Settings) -> dict[str, str]:
-    return {"PAVED_DATABASE_URL": settings.sqlalchemy_url.render_as_string(hide_password=False)}
+from processes import free_port, paved, settings_env, start_paved
 
 
 def test_every_command_has_help() -> None:
@@ -54,6 +35,22 @@ def test_an_unknown_option_is_a_usage_error() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_an_invalid_database_url_is_reported_without_its_password() -> None:
+    result = paved("db", "upgrade", env={"PAVED_DATABASE_URL": "mysql://app:hunter2@db/x"})
+    assert result.returncode == 2
+    assert "got 'mysql://app:***@db/x'" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_commands_that_need_no_plugin_never_import_one(
+    installed_plugins: Callable[..., dict[str, str]],
+) -> None:
+    result = paved("config", "show", env=installed_plugins("broken_import"))
+    assert result.returncode == 0
+    assert result.stderr.startswith("# read from defaults")
+    assert "broken_import" not in result.stderr
+
+
 def test_an_invalid_setting_stops_before_serving_with_exit_code_2() -> None:
     result = paved("up", env={"PAVED_PORT": "eighty"})
     assert result.returncode == 2
@@ -70,7 +67,7 @@ def test_an_unreachable_database_is_one_clear_line() -> None:
 
 
 def test_db_upgrade_migrates_then_reports_the_database_current(settings: Settings) -> None:
-    env = database_env(settings)
+    env = settings_env(settings)
     first = paved("db", "upgrade", env=env)
     assert first.returncode == 0, first.stderr
     assert "migrated from an empty database to" in first.stderr
@@ -93,7 +90,7 @@ def test_config_show_prints_effective_settings_with_the_password_masked(tmp_path
 
 
 def test_plugins_list_shows_the_core_and_exits_0_when_all_are_healthy(settings: Settings) -> None:
-    result = paved("plugins", "list", "--json", env=database_env(settings))
+    result = paved("plugins", "list", "--json", env=settings_env(settings))
     assert result.returncode == 0, result.stderr
     core = next(p for p in json.loads(result.stdout) if p["name"] == "core")
     assert core["status"] == "ok"
@@ -104,13 +101,13 @@ def test_plugins_list_shows_the_core_and_exits_0_when_all_are_healthy(settings: 
 def test_plugins_list_names_a_broken_plugin_and_exits_1(
     settings: Settings, installed_plugins: Callable[..., dict[str, str]]
 ) -> None:
-    env = {**database_env(settings), **installed_plugins("broken_import", "broken_hooks")}
+    env = {**settings_env(settings), **installed_plugins("broken_import", "broken_hooks")}
     result = paved("plugins", "list", env=env)
     assert result.returncode == 1
     assert "broken_import" in result.stdout
     assert "failed" in result.stdout
     assert "unhealthy plugins: broken_hooks, broken_import" in result.stderr
-    assert "Traceback" not in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def test_plugins_add_their_own_commands(installed_plugins: Callable[..., dict[str, str]]) -> None:
@@ -121,34 +118,20 @@ def test_plugins_add_their_own_commands(installed_plugins: Callable[..., dict[st
     assert result.stdout == "model:default/churn <- dataset:default/transactions\n"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_up_creates_the_database_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     import signal
 
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "portal",
-            "up",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "state"),
-            "--demo",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_paved(
+        "up",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "state"),
+        "--demo",
+        env={"PAVED_LOG_FORMAT": "json"},
         cwd=tmp_path,
-        env={**os.environ, "PAVED_LOG_FORMAT": "json"},
     )
     try:
         deadline = time.monotonic() + 20
@@ -180,7 +163,7 @@ def test_up_creates_the_database_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
 
 
 def test_worker_drain_runs_what_is_queued(settings: Settings) -> None:
-    env = database_env(settings)
+    env = settings_env(settings)
     assert paved("db", "upgrade", env=env).returncode == 0
     from sqlmodel import Session
 

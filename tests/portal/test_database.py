@@ -18,14 +18,11 @@ from portal.models import PortalMeta, metadata
 from portal.plugins import Plugins
 from portal.settings import Settings, load_settings
 
+from conftest import BOTH_BACKENDS
 from factories import throwaway_plugin
 
-BOTH = pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
 
-
-@BOTH
+@BOTH_BACKENDS
 def test_migrations_create_exactly_the_tables_the_models_describe(
     backend: str, engine: Engine
 ) -> None:
@@ -36,7 +33,7 @@ def test_migrations_create_exactly_the_tables_the_models_describe(
     assert schema.is_at_head(engine)
 
 
-@BOTH
+@BOTH_BACKENDS
 def test_migrations_go_down_and_up_again(backend: str, engine: Engine) -> None:
     schema.downgrade(engine, "base")
     assert schema.current_revision(engine) is None

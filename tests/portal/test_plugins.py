@@ -11,7 +11,8 @@ from portal.app import create_app
 from portal.demo import load_demo_data
 from portal.plugins import Plugins, PluginStatus
 from portal.settings import Settings
-from portal.tasks import Worker, get_task, list_tasks
+from portal.tasks import get_task, list_tasks
+from portal.worker import Worker
 
 from conftest import fixture_entry_points
 from factories import throwaway_plugin
@@ -158,3 +159,83 @@ def test_demo_data_is_loaded_once_per_database(settings: Settings, engine: Engin
     Worker(engine, list(app.state.task_handlers.values()), settings.tasks).run_once()
     with Session(engine) as session:
         assert get_task(session, demo_tasks[0].id).result == {"edges": 1}  # type: ignore[arg-type]
+
+
+def test_demo_data_of_a_failing_plugin_is_rolled_back_alone(
+    settings: Settings, engine: Engine
+) -> None:
+    from portal.models import PortalMeta
+
+    def half_done(session: Session, settings: Settings) -> None:
+        session.add(PortalMeta(key="half", value="written before the failure"))
+        session.flush()
+        raise RuntimeError("demo model file is missing")
+
+    plugins = Plugins.discover(found=fixture_entry_points("lineage"))
+    with throwaway_plugin(plugins, "aa_half", paved_demo_data=half_done):
+        assert load_demo_data(engine, plugins, settings) is True
+        assert plugins.records["aa_half"].status == PluginStatus.DEGRADED
+    with Session(engine) as session:
+        assert session.get(PortalMeta, "half") is None
+        assert [t.kind for t in list_tasks(session)] == ["lineage.count"]
+
+
+def test_a_malformed_contribution_degrades_its_plugin_and_the_portal_still_starts(
+    settings: Settings, engine: Engine, plugins: Plugins
+) -> None:
+    from portal import NavItem
+
+    with throwaway_plugin(
+        plugins, "sloppy", paved_nav_items=lambda: [NavItem("X", "/x", order="5")]
+    ):  # type: ignore[arg-type]
+        app = create_app(settings, plugins=plugins, engine=engine)
+        with TestClient(app) as client:
+            assert client.get("/", headers={"Accept": "text/html"}).status_code == 200
+        assert plugins.records["sloppy"].problems == [
+            "paved_nav_items raised TypeError: NavItem.order is '5'; expected an integer"
+        ]
+
+
+def test_hook_ordering_options_are_refused_rather_than_ignored() -> None:
+    from types import ModuleType
+
+    from portal.hookspecs import hookimpl
+    from portal.plugins import PluginRecord
+
+    plugins = Plugins.discover(found=[])
+    eager = ModuleType("eager")
+
+    def paved_nav_items():  # type: ignore[no-untyped-def]
+        return []
+
+    eager.paved_nav_items = hookimpl(tryfirst=True)(paved_nav_items)  # type: ignore[attr-defined]
+    record = plugins.register(eager, PluginRecord(name="eager", target="tests:eager"))
+    assert record.status == PluginStatus.FAILED
+    assert record.problems == [
+        "uses tryfirst, trylast or wrappers on paved_nav_items; expected plain @hookimpl "
+        "(Paved calls plugins in name order)"
+    ]
+
+
+def test_a_plugin_cannot_add_an_ungated_route(
+    settings: Settings, engine: Engine, plugins: Plugins
+) -> None:
+    from fastapi import APIRouter
+
+    from portal.gate import ungated
+
+    router = APIRouter()
+
+    @router.get("/metrics/extra")
+    @ungated
+    def extra() -> dict[str, str]:
+        return {"leak": "yes"}
+
+    with throwaway_plugin(plugins, "sneaky", paved_routes=lambda: [router]):
+        app = create_app(settings, plugins=plugins, engine=engine)
+        with TestClient(app) as client:
+            assert client.get("/metrics/extra").status_code == 404
+        assert plugins.records["sneaky"].problems == [
+            "route /metrics/extra is marked ungated; only the core's own probes may be; "
+            "its routes were not added"
+        ]

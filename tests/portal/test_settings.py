@@ -113,9 +113,9 @@ def test_every_setting_has_a_description() -> None:
 
 
 def test_the_committed_settings_reference_is_up_to_date() -> None:
-    from portal.settings import reference
+    from portal.settings import render_reference
 
     from conftest import REPO_DIR
 
     committed = (REPO_DIR / "docs" / "settings.md").read_text()
-    assert committed == reference(), "run `paved config reference > docs/settings.md`"
+    assert committed == render_reference(), "run `paved config reference > docs/settings.md`"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,9 +21,12 @@ from portal.db import create_database_engine
 from portal.models import Task, TaskStatus
 from portal.plugins import Plugins
 from portal.settings import Settings, TaskSettings
-from portal.tasks import TaskContext, TaskHandler, Worker
+from portal.tasks import TaskHandler
+from portal.worker import TaskContext, Worker
 
+from conftest import BOTH_BACKENDS
 from factories import make_task, reload_task, throwaway_plugin, wait_for
+from processes import settings_env, start_paved
 
 
 def echo(ctx: TaskContext) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def test_a_queued_task_runs_and_keeps_its_result_and_log(
     assert done.started_at
     assert done.finished_at
     assert done.finished_at >= done.started_at
-    assert [line.message for line in tasks.log_lines(session, task.id)] == [  # type: ignore[arg-type]
+    assert [line.message for line in tasks.list_log_lines(session, task.id)] == [  # type: ignore[arg-type]
         "echo {'model': 'churn'}"
     ]
 
@@ -70,23 +71,30 @@ def test_a_failing_handler_fails_the_task_with_its_traceback_in_the_log(
     failed = reload_task(engine, task.id)  # type: ignore[arg-type]
     assert failed.status == TaskStatus.FAILED
     assert failed.error == "ValueError: the training data is empty"
-    lines = tasks.log_lines(session, task.id)  # type: ignore[arg-type]
+    lines = tasks.list_log_lines(session, task.id)  # type: ignore[arg-type]
     assert lines[0].message == "about to fail"
     assert lines[1].level == "error"
     assert "Traceback" in lines[1].message
 
 
-def test_a_task_of_an_unknown_kind_fails_with_a_reason_a_person_can_act_on(
+def test_a_worker_leaves_kinds_it_cannot_run_to_workers_that_can(
     engine: Engine, session: Session, settings: Settings
 ) -> None:
     task = make_task(session, "gone.plugin")
-    Worker(engine, [ECHO], settings.tasks).run_once()
-    failed = reload_task(engine, task.id)  # type: ignore[arg-type]
-    assert failed.status == TaskStatus.FAILED
-    assert failed.error == (
-        "no handler for tasks of kind 'gone.plugin'; expected a plugin that provides it "
-        "to be installed and enabled"
-    )
+    assert Worker(engine, [ECHO], settings.tasks).run_once() is False
+    assert reload_task(engine, task.id).status == TaskStatus.QUEUED  # type: ignore[arg-type]
+    able = TaskHandler("gone.plugin", echo, title="Echo again")
+    assert Worker(engine, [able], settings.tasks).run_once() is True
+    assert reload_task(engine, task.id).status == TaskStatus.SUCCEEDED  # type: ignore[arg-type]
+
+
+def test_the_task_page_says_when_no_worker_here_runs_its_kind(
+    client: TestClient, engine: Engine
+) -> None:
+    with Session(engine) as session:
+        task = make_task(session, "gone.plugin")
+    page = client.get(f"/tasks/{task.id}", headers={"Accept": "text/html"}).text
+    assert "no worker in this portal runs <code>gone.plugin</code> tasks" in page
 
 
 def test_enqueue_refuses_a_kind_without_a_plugin_prefix(session: Session) -> None:
@@ -123,14 +131,77 @@ def test_cancelling_a_running_task_stops_it_at_its_next_check(
     worker = Worker(
         engine, [TaskHandler("test.train", long_training, title="Train")], settings.tasks
     )
-    runner = threading.Thread(target=worker.run_once)
+    runner = threading.Thread(target=worker.run_once, daemon=True)
     runner.start()
     assert started.wait(5)
     with Session(engine) as other:
-        tasks.request_cancel(other, task.id)  # type: ignore[arg-type]
+        tasks.request_cancel(other, task.id, by="user:default/alice")  # type: ignore[arg-type]
         other.commit()
     runner.join(5)
+    assert not runner.is_alive()
     assert reload_task(engine, task.id).status == TaskStatus.CANCELLED  # type: ignore[arg-type]
+    messages = [line.message for line in tasks.list_log_lines(session, task.id)]  # type: ignore[arg-type]
+    assert messages == [
+        "cancel requested by user:default/alice; the task stops at its next check",
+        "cancelled",
+    ]
+
+
+def test_cancelling_with_a_stale_view_of_a_task_just_claimed_asks_it_to_stop(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    task = make_task(session, "test.echo")
+    with Session(engine) as stale:
+        assert tasks.get_task(stale, task.id).status == TaskStatus.QUEUED  # type: ignore[arg-type]
+        Worker(engine, [ECHO], settings.tasks).claim()  # a worker claims it meanwhile
+        cancelled = tasks.request_cancel(stale, task.id)  # type: ignore[arg-type]
+        assert (cancelled.status, cancelled.cancel_requested) == (TaskStatus.RUNNING, True)
+        stale.commit()
+
+
+def test_a_cancel_request_on_a_task_handed_back_to_the_queue_cancels_it(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    task = make_task(session, "test.echo")
+    worker = Worker(engine, [ECHO], settings.tasks)
+    assert worker.claim() is not None
+    with Session(engine) as other:
+        tasks.request_cancel(other, task.id)  # type: ignore[arg-type]
+        other.commit()
+    assert worker.release(task.id) is True  # type: ignore[arg-type]
+    assert worker.run_once() is False  # not run again
+    assert reload_task(engine, task.id).status == TaskStatus.CANCELLED  # type: ignore[arg-type]
+
+
+def test_releasing_a_task_that_already_finished_leaves_it_finished(
+    engine: Engine, session: Session, settings: Settings
+) -> None:
+    task = make_task(session, "test.echo")
+    worker = Worker(engine, [ECHO], settings.tasks)
+    worker.run_once()
+    assert worker.release(task.id) is False  # type: ignore[arg-type]
+    assert reload_task(engine, task.id).status == TaskStatus.SUCCEEDED  # type: ignore[arg-type]
+
+
+def test_a_worker_that_lost_its_claim_stops_and_changes_nothing(
+    engine: Engine, session: Session
+) -> None:
+    quick = TaskSettings(heartbeat_timeout=1, heartbeat_interval=0.05)
+    observed: list[bool] = []
+
+    def patient(ctx: TaskContext) -> dict[str, str]:
+        with Session(engine) as other:  # another worker takes the task over
+            other.execute(update(Task).where(Task.id == ctx.task_id).values(worker_id="other"))
+            other.commit()
+        wait_for(ctx.is_cancel_requested, timeout=5)
+        observed.append(True)
+        return {"written": "by the worker that lost it"}
+
+    task = make_task(session, "test.patient")
+    Worker(engine, [TaskHandler("test.patient", patient, title="Patient")], quick).run_once()
+    after = reload_task(engine, task.id)  # type: ignore[arg-type]
+    assert observed == [True]
+    assert (after.status, after.worker_id, after.result) == (TaskStatus.RUNNING, "other", None)
 
 
 def test_cancelling_a_finished_task_is_a_conflict(
@@ -181,9 +252,7 @@ def _run_workers_concurrently(settings: Settings, count: int, workers: int) -> C
     return runs
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@BOTH_BACKENDS
 def test_two_workers_never_run_one_task_twice(
     backend: str, engine: Engine, settings: Settings
 ) -> None:
@@ -193,9 +262,7 @@ def test_two_workers_never_run_one_task_twice(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@BOTH_BACKENDS
 def test_two_worker_processes_never_run_one_task_twice(
     backend: str,
     engine: Engine,
@@ -209,17 +276,8 @@ def test_two_worker_processes_never_run_one_task_twice(
             for n in range(40)
         ]
         session.commit()
-    environment = {**_subprocess_env(settings), **env}
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "portal", "worker", "--drain"],
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    environment = {**settings_env(settings), **env}
+    workers = [start_paved("worker", "--drain", env=environment) for _ in range(2)]
     outputs = [worker.communicate(timeout=60) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
     ran = [
@@ -233,20 +291,8 @@ def test_two_worker_processes_never_run_one_task_twice(
         finished = [tasks.get_task(session, task_id) for task_id in ids]  # type: ignore[arg-type]
         assert {task.status for task in finished} == {TaskStatus.SUCCEEDED}
         assert {task.attempts for task in finished} == {1}
-        logs = [len(tasks.log_lines(session, task_id)) for task_id in ids]  # type: ignore[arg-type]
+        logs = [len(tasks.list_log_lines(session, task_id)) for task_id in ids]  # type: ignore[arg-type]
     assert set(logs) == {1}
-
-
-def _subprocess_env(settings: Settings) -> dict[str, str]:
-    import os
-
-    return {
-        **os.environ,
-        "PAVED_DATABASE_URL": settings.sqlalchemy_url.render_as_string(hide_password=False),
-        "PAVED_DATA_DIR": str(settings.data_dir),
-        "PAVED_LOG_FORMAT": "text",
-        "PAVED_TASKS__POLL_INTERVAL": "0.05",
-    }
 
 
 def test_a_task_whose_worker_died_is_claimed_again(engine: Engine, session: Session) -> None:
@@ -261,7 +307,7 @@ def test_a_task_whose_worker_died_is_claimed_again(engine: Engine, session: Sess
     resumed = reload_task(engine, task.id)  # type: ignore[arg-type]
     assert resumed.status == TaskStatus.SUCCEEDED
     assert (resumed.attempts, resumed.worker_id) == (2, "alive-worker")
-    messages = [line.message for line in tasks.log_lines(session, task.id)]  # type: ignore[arg-type]
+    messages = [line.message for line in tasks.list_log_lines(session, task.id)]  # type: ignore[arg-type]
     assert messages[0] == "resumed by alive-worker (attempt 2)"
 
 
@@ -298,7 +344,9 @@ def test_an_orphan_that_used_all_its_attempts_is_failed(engine: Engine, session:
     assert failed.error == "its worker stopped answering on each of 2 attempts"
 
 
-def test_a_task_survives_a_restart_of_the_portal(settings: Settings, engine: Engine) -> None:
+def test_a_task_survives_a_restart_of_the_portal(
+    working_settings: Settings, engine: Engine
+) -> None:
     started, release = threading.Event(), threading.Event()
     runs: list[int] = []
 
@@ -311,21 +359,18 @@ def test_a_task_survives_a_restart_of_the_portal(settings: Settings, engine: Eng
         ctx.log("trained")
         return {"epochs": 3}
 
-    working = settings.model_copy(
-        update={"tasks": settings.tasks.model_copy(update={"in_process_worker": True})}
-    )
     plugins = Plugins.discover()
     handler = TaskHandler("test.train", train, title="Train")
     with throwaway_plugin(plugins, "trainer", paved_task_handlers=lambda: [handler]):
         with Session(engine) as session:
             task = make_task(session, "test.train")
-        with TestClient(create_app(working, plugins=plugins)) as first_portal:
+        with TestClient(create_app(working_settings, plugins=plugins)) as first_portal:
             assert started.wait(5)
             assert first_portal.get(f"/api/tasks/{task.id}").json()["status"] == "running"
         # The portal stopped mid-task: the task is back in the queue, not lost.
         assert reload_task(engine, task.id).status == TaskStatus.QUEUED  # type: ignore[arg-type]
         release.set()
-        with TestClient(create_app(working, plugins=plugins)) as second_portal:
+        with TestClient(create_app(working_settings, plugins=plugins)) as second_portal:
             wait_for(
                 lambda: second_portal.get(f"/api/tasks/{task.id}").json()["status"] == "succeeded"
             )
@@ -336,17 +381,14 @@ def test_a_task_survives_a_restart_of_the_portal(settings: Settings, engine: Eng
 
 
 def test_a_queued_task_is_run_by_the_next_portal_that_starts(
-    settings: Settings, engine: Engine
+    settings: Settings, working_settings: Settings, engine: Engine
 ) -> None:
     plugins = Plugins.discover()
     with TestClient(create_app(settings, plugins=plugins)) as portal_without_worker:
         with Session(engine) as session:
             task = make_task(session, "portal.selfcheck")
         assert portal_without_worker.get(f"/api/tasks/{task.id}").json()["status"] == "queued"
-    working = settings.model_copy(
-        update={"tasks": settings.tasks.model_copy(update={"in_process_worker": True})}
-    )
-    with TestClient(create_app(working, plugins=plugins)) as portal:
+    with TestClient(create_app(working_settings, plugins=plugins)) as portal:
         wait_for(lambda: portal.get(f"/api/tasks/{task.id}").json()["status"] == "succeeded")
         log = portal.get(f"/api/tasks/{task.id}/log").json()
     assert [line["message"].split(":")[0] for line in log] == [
