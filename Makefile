@@ -58,8 +58,9 @@ fmt: install
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
+## Every benchmark; PostgreSQL figures too when PAVED_TEST_DATABASE_URL names a server.
 bench: install
-	$(UV) run --frozen python bench/startup.py
+	@for script in bench/*.py; do echo "== $$script"; $(UV) run --frozen python $$script || exit 1; done
 
 clean:
 	rm -rf .venv web/node_modules web/static/vendor .pytest_cache .mypy_cache .ruff_cache

@@ -32,5 +32,6 @@ TASK_CANCEL = Action("portal.task.cancel", "Ask a queued or running task to stop
 PLUGINS_READ = Action("admin.plugins.read", "See the installed plugins and their health")
 
 API_DOCS_READ = Action("portal.api_docs.read", "Read the REST API's OpenAPI document")
+AUDIT_READ = Action("audit.log.read", "Read and export the audit log")
 
-CORE_ACTIONS = [HOME_READ, TASK_READ, TASK_CANCEL, PLUGINS_READ, API_DOCS_READ]
+CORE_ACTIONS = [HOME_READ, TASK_READ, TASK_CANCEL, PLUGINS_READ, API_DOCS_READ, AUDIT_READ]

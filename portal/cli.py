@@ -122,6 +122,11 @@ def plugins_cli() -> None:
     """Inspect the installed plugins."""
 
 
+@cli.group("audit")
+def audit_cli() -> None:
+    """Check the audit log."""
+
+
 def _database(settings: Settings) -> Engine:
     engine = create_database_engine(settings)
     check_reachable(engine)
@@ -288,6 +293,38 @@ def plugins_list(as_json: bool) -> None:
             colour="red",
         )
         raise SystemExit(1)
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Walk the audit log's hash chain; exit 1 naming the first event that does not fit."""
+    from sqlmodel import Session
+
+    from portal.audit import verify_chain
+
+    engine = _database(load_settings())
+    _require_head(engine)
+    with Session(engine) as session, progress("Verifying the audit log…") as status:
+        result = verify_chain(
+            session,
+            on_progress=lambda done, total: status.update(
+                f"Verifying the audit log… {done:,} of {total:,} events"
+            ),
+        )
+    if result.is_intact:
+        say(
+            f"audit log intact: {result.checked:,} events, hash chain unbroken",
+            mark="✓",
+            colour="green",
+        )
+        return
+    say(
+        f"audit log broken at event {result.broken_at}: {result.problem} "
+        f"({result.checked:,} events before it are intact)",
+        mark="✗",
+        colour="red",
+    )
+    raise SystemExit(1)
 
 
 @cli.command()

@@ -133,3 +133,63 @@ class PluginOut(SQLModel):
     status: str
     hooks: list[str]
     problems: list[str]
+
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEvent(SQLModel, table=True):
+    """One decision and its outcome; each event carries the hash of the one before it.
+
+    Rows are never updated or deleted: triggers in the database refuse it, and
+    ``paved audit verify`` finds any change made behind the database's back.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_actor", "actor", "id"),
+        Index("ix_audit_event_action", "action", "id"),
+    )
+
+    # Assigned from ``AuditHead.length``: the chain's positions are 1, 2, 3, ... exactly.
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=100)
+    resource: str | None = Field(default=None, max_length=300, index=True)
+    allowed: bool
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    request_id: str | None = Field(default=None, max_length=128)
+    outcome: str = Field(max_length=20, index=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's one-row head: how long it is and its last hash.
+
+    Appending updates this row first, which serialises appenders on every database (a row
+    lock on PostgreSQL, the write lock on SQLite) so the chain never forks.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(default=1, primary_key=True)
+    length: int = Field(default=0)
+    last_hash: str = Field(default=GENESIS_HASH, max_length=64)
+
+
+class AuditEventOut(SQLModel):
+    id: int
+    at: UtcMoment
+    actor: str
+    action: str
+    resource: str | None
+    allowed: bool
+    reasons: list[str]
+    request_id: str | None
+    outcome: str
+    detail: dict[str, Any]
+    prev_hash: str
+    hash: str

@@ -5,7 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlmodel import Session
 
-from portal import Action, NavItem, Settings, TaskHandler, api, hookimpl, pages, selfcheck, tasks
+from portal import (
+    Action,
+    NavItem,
+    Settings,
+    TaskHandler,
+    api,
+    audit_api,
+    hookimpl,
+    pages,
+    selfcheck,
+    tasks,
+)
 from portal.actions import CORE_ACTIONS
 
 
@@ -16,7 +27,7 @@ def paved_actions() -> list[Action]:
 
 @hookimpl
 def paved_routes() -> list[APIRouter]:
-    return [pages.router, api.router]
+    return [pages.router, api.router, audit_api.router]
 
 
 @hookimpl
@@ -24,6 +35,7 @@ def paved_nav_items() -> list[NavItem]:
     return [
         NavItem("Home", "/", order=0),
         NavItem("Tasks", "/tasks", order=900),
+        NavItem("Audit", "/audit", order=950),
         NavItem("Plugins", "/admin/plugins", order=990),
     ]
 

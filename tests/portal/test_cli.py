@@ -21,6 +21,7 @@ def test_every_command_has_help() -> None:
         ["db", "current", "--help"],
         ["config", "show", "--help"],
         ["plugins", "list", "--help"],
+        ["audit", "verify", "--help"],
         ["worker", "--help"],
     ):
         result = paved(*command)
