@@ -11,6 +11,11 @@ CHROMIUM ?= /usr/bin/chromium
 ## Install uv when missing, then the locked Python packages and the npm packages.
 install: $(UV) .venv/.synced web/static/vendor/.built
 
+## The tests start a real OIDC provider (npm's oidc-provider) from tests/oidc.
+tests/oidc/node_modules/.installed: tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
+	@touch $@
+
 ## Browser tests drive Debian's Chromium; install it when missing and allowed to.
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
@@ -42,10 +47,10 @@ run: install
 
 ## Every test (SQLite). Browser tests drive $(CHROMIUM); PostgreSQL tests need
 ## PAVED_TEST_DATABASE_URL (see `make test-postgres`).
-test: install chromium
+test: install chromium tests/oidc/node_modules/.installed
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-test-postgres: install
+test-postgres: install tests/oidc/node_modules/.installed
 	PAVED_TEST_DATABASE_URL=$${PAVED_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(UV) run --frozen pytest -m postgres $(PYTEST_ARGS)
 

@@ -16,10 +16,19 @@ from sqlalchemy.engine import Engine
 from portal import ops
 from portal.actions import Action
 from portal.db import create_database_engine
+from portal.errors import ConfigurationError
 from portal.gate import STATIC_PATH, is_ungated, route_action, walk_routes
-from portal.health import ReadinessCheck, check_database
+from portal.health import ReadinessCheck, check_database, check_policy
 from portal.observability import Metrics, RequestMiddleware
 from portal.plugins import Plugins
+from portal.policy import (
+    POLICY_DIR,
+    PolicySource,
+    PolicyWatcher,
+    build_engine,
+    make_engine,
+    policy_folders,
+)
 from portal.problems import install_error_handlers
 from portal.settings import Settings
 from portal.shell import STATIC_DIR, EntityTab, NavItem, Shell, paved_version
@@ -54,8 +63,15 @@ def create_app(
     app.state.plugins = plugins
     app.state.actions = _collect_actions(plugins)
     app.state.task_handlers = collect_task_handlers(plugins)
+    app.state.policy_folders = collect_policy_folders(settings, plugins)
+    app.state.policy = make_engine(
+        engine_url=settings.policy.engine_url,
+        timeout=settings.policy.timeout,
+        folders=app.state.policy_folders,
+    )
     app.state.readiness_checks = [
         ReadinessCheck("database", check_database),
+        ReadinessCheck("policy", check_policy),
         *(c.item for c in plugins.collect("paved_readiness_checks", ReadinessCheck)),
     ]
     app.state.shell = Shell(
@@ -89,6 +105,24 @@ def _collect_actions(plugins: Plugins) -> dict[str, Action]:
         actions[action.name] = action
         owners[action.name] = contribution.plugin
     return actions
+
+
+def collect_policy_folders(settings: Settings, plugins: Plugins) -> list[Path]:
+    """Paved's policies, each plugin's folder whose Rego compiles, and the settings' extras.
+
+    A plugin whose Rego does not compile is degraded and its folder left out, so one
+    broken plugin cannot stop every decision.
+    """
+    usable = []
+    for contribution in plugins.collect("paved_policy_dirs", (str, Path)):
+        folder = Path(contribution.item)
+        try:
+            build_engine(PolicySource.read([POLICY_DIR, folder]))
+        except ConfigurationError as exc:
+            plugins.degrade(contribution.plugin, f"its policies were not loaded: {exc}")
+            continue
+        usable.append(folder)
+    return policy_folders(settings.policy.dirs, usable)
 
 
 def collect_task_handlers(plugins: Plugins) -> dict[str, TaskHandler]:
@@ -131,6 +165,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
     plugins: Plugins = app.state.plugins
     plugins.call("paved_startup", app=app, settings=settings)
+    watcher = None
+    if settings.policy.reload:
+        watcher = PolicyWatcher(app.state.policy, app.state.policy_folders)
+        watcher.start()
     if settings.tasks.in_process_worker:
         worker = Worker(app.state.engine, list(app.state.task_handlers.values()), settings.tasks)
         worker.start()
@@ -142,5 +180,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             # Joining the worker can take seconds; the event loop must not wait on it.
             await run_in_threadpool(app.state.worker.stop)
             app.state.worker = None
+        if watcher is not None:
+            watcher.stop()
         plugins.call("paved_shutdown", app=app)
+        app.state.policy.close()
         app.state.engine.dispose()

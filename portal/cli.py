@@ -127,6 +127,68 @@ def audit_cli() -> None:
     """Check the audit log."""
 
 
+@cli.group("policy")
+def policy_cli() -> None:
+    """Test and try the Rego policies that decide every action."""
+
+
+def _policy_folders() -> list[Path]:
+    from portal.app import collect_policy_folders
+
+    settings = load_settings()
+    with _quiet("paved.plugins"):
+        return collect_policy_folders(settings, _discover_plugins(settings))
+
+
+@policy_cli.command("test")
+@click.option("--verbose", "-v", is_flag=True, help="List every test, not only failures.")
+def policy_test(verbose: bool) -> None:
+    """Run every test_ rule of every *_test.rego (Paved's, the plugins', the extra folders)."""
+    from portal.policy import PolicySource, run_policy_tests
+
+    results = run_policy_tests(PolicySource.read(_policy_folders()))
+    failed = [result for result in results if not result.passed]
+    for result in results if verbose else failed:
+        mark, colour = ("✓", "green") if result.passed else ("✗", "red")
+        why = f": {result.error}" if result.error else ""
+        say(f"{Path(result.file).name} {result.name}{why}", mark=mark, colour=colour)
+    summary = f"{len(results) - len(failed)} of {len(results)} policy tests passed"
+    if failed:
+        say(summary, mark="✗", colour="red")
+        raise SystemExit(1)
+    say(summary, mark="✓", colour="green")
+
+
+@policy_cli.command("eval")
+@click.option(
+    "--input",
+    "-i",
+    "input_file",
+    required=True,
+    type=click.File("r"),
+    help="The input document (JSON file, or - for standard input).",
+)
+def policy_eval(input_file: Any) -> None:
+    """Print the decision data.paved.authz.decision gives for an input document."""
+    from portal.policy import make_engine
+
+    try:
+        document = json.load(input_file)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"--input is not JSON ({exc}); expected an input document "
+            'like {"action": ..., "user": {...}, "resource": ...}'
+        ) from None
+    settings = load_settings()
+    engine = make_engine(
+        engine_url=settings.policy.engine_url,
+        timeout=settings.policy.timeout,
+        folders=_policy_folders(),
+    )
+    decision = engine.decide(document)
+    click.echo(json.dumps({"allow": decision.allow, "reasons": list(decision.reasons)}, indent=2))
+
+
 def _database(settings: Settings) -> Engine:
     engine = create_database_engine(settings)
     check_reachable(engine)

@@ -38,6 +38,20 @@ def check_database(app: FastAPI) -> None:
         )
 
 
+# A decision any working policy can make; readiness only asks that one comes back.
+PROBE = {
+    "action": "portal.home.read",
+    "user": {"ref": "user:default/readiness-probe", "groups": [], "roles": []},
+    "resource": None,
+    "context": {},
+}
+
+
+def check_policy(app: FastAPI) -> None:
+    """The policy engine answers with a well-formed decision (raises EngineUnavailable)."""
+    app.state.policy.decide(PROBE)
+
+
 def run_checks(app: FastAPI, checks: list[ReadinessCheck]) -> dict[str, dict[str, Any]]:
     """Run every check; a check that raises is reported, never propagated."""
     results: dict[str, dict[str, Any]] = {}

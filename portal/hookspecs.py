@@ -98,6 +98,19 @@ def paved_template_dirs() -> list[Path] | None:
 
 
 @hookspec
+def paved_policy_dirs() -> list[Path] | None:
+    """Contribute folders of Rego policy: modules, ``*_test.rego`` tests and ``data.json``.
+
+    Called once when the app (or ``paved policy``) is assembled. Return ``pathlib.Path``
+    folders; their modules are loaded beside Paved's own ``policies/`` (after it, in
+    plugin-name order) and their ``data.json`` is merged into ``data``. Use your own
+    package (``package paved.<plugin>``) and add to ``data.paved.authz`` through rules the
+    core's ``decision`` reads, e.g. ``denials contains msg if {...}`` in package
+    ``paved.authz``. Tests run with ``paved policy test``.
+    """
+
+
+@hookspec
 def paved_task_handlers() -> list[TaskHandler] | None:
     """Contribute kinds of long work that tasks can run.
 

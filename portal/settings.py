@@ -78,6 +78,34 @@ class TaskSettings(BaseModel):
         return self
 
 
+class PolicySettings(BaseModel):
+    """Where decisions come from."""
+
+    engine_url: str | None = Field(
+        None,
+        description="URL of an OPA server (e.g. `http://127.0.0.1:8181`) asked through its "
+        "REST Data API. Unset: Rego is evaluated in-process.",
+    )
+    timeout: float = Field(
+        0.5, gt=0, le=30, description="Seconds to wait for the OPA server before denying (503)."
+    )
+    dirs: list[Path] = Field(
+        default_factory=list,
+        description="Extra folders of Rego modules, `*_test.rego` tests and `data.json`, "
+        "read after Paved's own `policies/` and the plugins' folders.",
+    )
+    reload: bool = Field(
+        False, description="Re-read the policies when their files change (for development)."
+    )
+
+    @field_validator("engine_url")
+    @classmethod
+    def _check_engine_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http(s) URL of an OPA server, e.g. http://127.0.0.1:8181")
+        return value
+
+
 class PluginSettings(BaseModel):
     """Which plugins are loaded."""
 
@@ -121,6 +149,7 @@ class Settings(BaseSettings):
         "json", description="`json`: one JSON object per line; `text`: for a terminal."
     )
     tasks: TaskSettings = Field(default_factory=TaskSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
 
     @field_validator("database_url")

@@ -82,6 +82,10 @@ HOOK_TESTS = {
     "paved_cli_commands": ("test_cli", "test_plugins_add_their_own_commands"),
     "paved_startup": ("test_plugins", "test_plugin_contributions_reach_the_app"),
     "paved_shutdown": ("test_plugins", "test_plugin_contributions_reach_the_app"),
+    "paved_policy_dirs": (
+        "test_policy",
+        "test_plugins_add_policy_folders_and_a_broken_one_is_left_out",
+    ),
     "paved_demo_data": ("test_plugins", "test_demo_data_of_a_failing_plugin_is_rolled_back_alone"),
 }
 
