@@ -193,3 +193,38 @@ class AuditEventOut(SQLModel):
     detail: dict[str, Any]
     prev_hash: str
     hash: str
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token for CI and scripts; only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    user_ref: str = Field(max_length=200, index=True)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    groups: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    secret_hash: str = Field(max_length=64, unique=True)
+    hint: str = Field(max_length=12)  # the first characters, to recognise a token in lists
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    created_by: str = Field(max_length=200)
+    expires_at: datetime | None = _moment()
+    revoked_at: datetime | None = _moment()
+    last_used_at: datetime | None = _moment()
+
+
+class ApiTokenOut(SQLModel):
+    id: int
+    name: str
+    user_ref: str
+    roles: list[str]
+    groups: list[str]
+    hint: str
+    created_at: UtcMoment
+    created_by: str
+    expires_at: UtcMoment | None
+    revoked_at: UtcMoment | None
+    last_used_at: UtcMoment | None
