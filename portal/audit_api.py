@@ -23,20 +23,7 @@ from portal.models import AuditEventOut
 from portal.shell import Shell
 
 router = APIRouter(tags=["audit"])
-EXPORT_COLUMNS = (
-    "id",
-    "at",
-    "actor",
-    "action",
-    "resource",
-    "allowed",
-    "reasons",
-    "request_id",
-    "outcome",
-    "detail",
-    "prev_hash",
-    "hash",
-)
+EXPORT_COLUMNS = (*audit.HASHED_FIELDS, "hash")
 
 
 class AuditQuery(BaseModel):

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -23,7 +22,7 @@ from starlette.routing import Route
 
 from portal.policy import POLICY_DIR, PolicySource, build_engine
 
-from processes import free_port
+from processes import serve_in_thread
 
 
 @dataclass
@@ -55,17 +54,6 @@ def serve_opa(folders: list[Path] | None = None) -> Iterator[FakeOpa]:
         return JSONResponse({} if result is None else {"result": result})
 
     app = Starlette(routes=[Route("/v1/data/{path:path}", data, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the stand-in OPA server did not start"
-        time.sleep(0.01)
-    server_state.url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_in_thread(app) as url:
+        server_state.url = url
         yield server_state
-    finally:
-        server.should_exit = True
-        thread.join(10)

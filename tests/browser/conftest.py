@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.engine import Engine
@@ -19,7 +17,7 @@ from portal.app import create_app
 from portal.plugins import Plugins
 from portal.settings import Settings
 
-from processes import free_port
+from processes import serve_in_thread
 
 CHROMIUM = Path(os.environ.get("PAVED_CHROMIUM", "/usr/bin/chromium"))
 # Without these, Chromium keeps trying to reach Google's services, which a closed
@@ -54,27 +52,13 @@ class LivePortal:
 @pytest.fixture
 def serve(working_settings: Settings, engine: Engine) -> Iterator[Callable[[Plugins], LivePortal]]:
     """Start the portal (with its task worker) in a thread; stopped after the test."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    with ExitStack() as servers:
 
-    def start(plugins: Plugins) -> LivePortal:
-        app = create_app(working_settings, plugins=plugins, engine=engine)
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "the portal did not start"
-            time.sleep(0.01)
-        servers.append((server, thread))
-        return LivePortal(f"http://127.0.0.1:{port}", app)
+        def start(plugins: Plugins) -> LivePortal:
+            app = create_app(working_settings, plugins=plugins, engine=engine)
+            return LivePortal(servers.enter_context(serve_in_thread(app)), app)
 
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(10)
+        yield start
 
 
 @pytest.fixture
