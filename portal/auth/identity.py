@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -16,35 +16,3 @@ class Identity:
     name: str = ""
     via: Literal["session", "token"] = "session"
     token_id: int | None = field(default=None, compare=False)
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.ref.rsplit("/", 1)[-1]
-
-    def as_policy_user(self) -> dict[str, Any]:
-        return {"ref": self.ref, "groups": list(self.groups), "roles": list(self.roles)}
-
-    def to_session(self) -> dict[str, Any]:
-        return {
-            "ref": self.ref,
-            "roles": list(self.roles),
-            "groups": list(self.groups),
-            "name": self.name,
-        }
-
-    @classmethod
-    def from_session(cls, data: dict[str, Any]) -> Identity:
-        return cls(
-            ref=str(data["ref"]),
-            roles=tuple(data.get("roles", ())),
-            groups=tuple(data.get("groups", ())),
-            name=str(data.get("name", "")),
-        )
-
-
-def user_ref(name: str, namespace: str = "default") -> str:
-    return f"user:{namespace}/{name}"
-
-
-def group_ref(name: str, namespace: str = "default") -> str:
-    return name if ":" in name else f"group:{namespace}/{name}"
