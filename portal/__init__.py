@@ -4,6 +4,7 @@ from portal import hookimpl, requires, Action, NavItem, PavedError
 """
 
 from portal.actions import Action
+from portal.auth.identity import Identity
 from portal.errors import (
     Conflict,
     Denied,
@@ -14,7 +15,7 @@ from portal.errors import (
     NotFound,
     PavedError,
 )
-from portal.gate import requires
+from portal.gate import Resource, requires
 from portal.health import ReadinessCheck
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
@@ -29,12 +30,14 @@ __all__ = [
     "EngineUnavailable",
     "EntityTab",
     "FieldProblem",
+    "Identity",
     "InvalidInput",
     "NavItem",
     "NotAuthenticated",
     "NotFound",
     "PavedError",
     "ReadinessCheck",
+    "Resource",
     "Settings",
     "TaskCancelled",
     "TaskContext",

@@ -34,4 +34,25 @@ PLUGINS_READ = Action("admin.plugins.read", "See the installed plugins and their
 API_DOCS_READ = Action("portal.api_docs.read", "Read the REST API's OpenAPI document")
 AUDIT_READ = Action("audit.log.read", "Read and export the audit log")
 
-CORE_ACTIONS = [HOME_READ, TASK_READ, TASK_CANCEL, PLUGINS_READ, API_DOCS_READ, AUDIT_READ]
+IDENTITY_READ = Action("auth.identity.read", "See who you are signed in as, with your roles")
+TOKEN_READ = Action("auth.token.read", "See your API tokens")
+TOKEN_CREATE = Action("auth.token.create", "Create an API token")
+TOKEN_REVOKE = Action("auth.token.revoke", "Revoke an API token")
+# Signing in and out are not decided (nobody is known yet, or is leaving), only recorded.
+SESSION_CREATE = Action("auth.session.create", "Sign in")
+SESSION_DELETE = Action("auth.session.delete", "Sign out")
+
+CORE_ACTIONS = [
+    HOME_READ,
+    TASK_READ,
+    TASK_CANCEL,
+    PLUGINS_READ,
+    API_DOCS_READ,
+    AUDIT_READ,
+    IDENTITY_READ,
+    TOKEN_READ,
+    TOKEN_CREATE,
+    TOKEN_REVOKE,
+    SESSION_CREATE,
+    SESSION_DELETE,
+]

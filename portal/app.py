@@ -12,9 +12,13 @@ from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
+from starlette.middleware.sessions import SessionMiddleware
 
 from portal import ops
 from portal.actions import Action
+from portal.auth import routes as auth_routes
+from portal.auth import sessions
+from portal.auth.oidc import OidcSignIn, fetch_metadata_now
 from portal.db import create_database_engine
 from portal.errors import ConfigurationError
 from portal.gate import STATIC_PATH, is_ungated, route_action, walk_routes
@@ -69,26 +73,45 @@ def create_app(
         timeout=settings.policy.timeout,
         folders=app.state.policy_folders,
     )
+    app.state.oidc = OidcSignIn(settings.auth) if settings.auth.oidc.is_configured else None
     app.state.readiness_checks = [
         ReadinessCheck("database", check_database),
         ReadinessCheck("policy", check_policy),
+        *([ReadinessCheck("oidc", check_oidc)] if app.state.oidc else []),
         *(c.item for c in plugins.collect("paved_readiness_checks", ReadinessCheck)),
     ]
     app.state.shell = Shell(
         nav_items=[c.item for c in plugins.collect("paved_nav_items", NavItem)],
         entity_tabs=[c.item for c in plugins.collect("paved_entity_tabs", EntityTab)],
         template_dirs=[Path(c.item) for c in plugins.collect("paved_template_dirs", (str, Path))],
+        local_sign_in=settings.auth.local.enabled,
     )
     app.state.metrics = Metrics()
     app.state.worker = None
 
     install_error_handlers(app)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=sessions.secret_key(settings),
+        session_cookie=sessions.COOKIE_NAME,
+        max_age=settings.auth.session_max_hours * 3600,
+        same_site="lax",
+        https_only=sessions.cookie_is_secure(settings),
+    )
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
     app.include_router(ops.router)
+    # Signing in is the core's alone: its routes are on the allowlist, so no plugin adds them.
+    app.include_router(auth_routes.router)
+    app.include_router(auth_routes.api)
     for contribution in plugins.collect("paved_routes", APIRouter):
         _include_router(app, contribution.plugin, contribution.item)
     app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app
+
+
+def check_oidc(app: FastAPI) -> None:
+    """The sign-in provider's discovery document is reachable and names our issuer."""
+    fetch_metadata_now(app.state.settings.auth.oidc)
 
 
 def _collect_actions(plugins: Plugins) -> dict[str, Action]:

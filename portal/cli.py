@@ -20,9 +20,9 @@ from sqlalchemy.engine import Engine
 
 from portal import schema
 from portal.db import check_reachable, create_database_engine
-from portal.errors import ConfigurationError, PavedError
+from portal.errors import ConfigurationError, InvalidInput, PavedError
 from portal.plugins import Plugins
-from portal.settings import CONFIG_ENV, Settings, load_settings
+from portal.settings import CONFIG_ENV, ROLES, Settings, load_settings
 
 
 def say(message: str, *, mark: str = "", colour: str | None = None) -> None:
@@ -387,6 +387,126 @@ def audit_verify() -> None:
         colour="red",
     )
     raise SystemExit(1)
+
+
+@cli.group("token")
+def token_cli() -> None:
+    """API tokens for CI and scripts (created here for the first admin)."""
+
+
+def _local_actor() -> str:
+    """Who ran a CLI command that changes something, for the audit log."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+@token_cli.command("create")
+@click.option("--user", "user", required=True, help="User entity ref, e.g. user:default/alice.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(ROLES),
+    help="A Paved role; repeat for several.",
+)
+@click.option("--group", "groups", multiple=True, help="Catalog group ref; repeat for several.")
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+@click.option("--expires", help="Lifetime such as 30d, 12h or 90m.  [default: never]")
+def token_create(
+    user: str, roles: tuple[str, ...], groups: tuple[str, ...], name: str, expires: str | None
+) -> None:
+    """Create a token and print it once (stdout); it is stored only as a hash."""
+    from sqlmodel import Session
+
+    from portal.audit import append_event
+    from portal.auth.identity import USER_REF
+    from portal.auth.tokens import issue_token, parse_duration
+
+    if not USER_REF.match(user):
+        raise InvalidInput.for_field(
+            "--user",
+            f"{user!r} is not a user ref",
+            "user:<namespace>/<name>, e.g. user:default/alice",
+        )
+    expires_in = parse_duration(expires) if expires else None
+    engine = _database(load_settings())
+    _require_head(engine)
+    with Session(engine) as session:
+        issued = issue_token(
+            session,
+            user_ref=user,
+            roles=roles,
+            groups=groups,
+            name=name,
+            created_by=_local_actor(),
+            expires_in=expires_in,
+        )
+        append_event(
+            session,
+            actor=_local_actor(),
+            action="auth.token.create",
+            resource=f"token:{issued.token.id}",
+            allowed=True,
+            outcome="succeeded",
+            detail={"user": user, "roles": list(roles), "via": "cli"},
+        )
+        session.commit()
+        token_id = issued.token.id
+    click.echo(issued.secret)
+    until = f"until {issued.token.expires_at:%Y-%m-%d %H:%M} UTC" if expires_in else "no expiry"
+    say(
+        f"token {token_id} for {user} ({', '.join(roles)}), {until}; it is shown only this once",
+        mark="✓",
+        colour="green",
+    )
+
+
+@token_cli.command("list")
+@click.option("--user", "user", help="Only this user's tokens.")
+def token_list(user: str | None) -> None:
+    """List tokens (never their secrets)."""
+    from sqlmodel import Session
+
+    from portal.auth.tokens import list_tokens
+
+    engine = _database(load_settings())
+    _require_head(engine)
+    with Session(engine) as session:
+        for token in list_tokens(session, user_ref=user):
+            state = "revoked" if token.revoked_at else "active"
+            click.echo(
+                f"{token.id}\t{token.hint}…\t{token.user_ref}\t{','.join(token.roles)}\t"
+                f"{token.name}\t{state}"
+            )
+
+
+@token_cli.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke token TOKEN_ID; it stops working at once."""
+    from sqlmodel import Session
+
+    from portal.audit import append_event
+    from portal.auth.identity import Identity
+    from portal.auth.tokens import revoke_token
+
+    engine = _database(load_settings())
+    _require_head(engine)
+    with Session(engine) as session:
+        token = revoke_token(session, token_id, by=Identity(_local_actor(), roles=("admin",)))
+        append_event(
+            session,
+            actor=_local_actor(),
+            action="auth.token.revoke",
+            resource=f"token:{token_id}",
+            allowed=True,
+            outcome="succeeded",
+            detail={"user": token.user_ref, "via": "cli"},
+        )
+        session.commit()
+    say(f"token {token_id} revoked", mark="✓", colour="green")
 
 
 @cli.command()

@@ -61,6 +61,7 @@ class Denied(PavedError):
     """The policy said no; ``reasons`` are shown to the person as they are."""
 
     reasons: list[str] = field(default_factory=list)
+    action: str | None = None
 
     status: ClassVar[int] = 403
     title: ClassVar[str] = "Not allowed"

@@ -1,46 +1,308 @@
-"""Routes declare the action they perform; this is where that declaration lives."""
+"""The policy gate: every route declares its action, and every request is decided.
+
+``requires(action)`` is the one way a route says what it does. On each request it
+resolves who is asking (an API token or the browser session), checks the CSRF token
+of a browser's state-changing request, asks the policy engine, and writes the audit
+log: every denial, and the outcome of every state-changing request.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
+from sqlmodel import Session
 from starlette.routing import BaseRoute, Mount
 
+from portal import audit
 from portal.actions import Action
+from portal.auth import sessions, tokens
+from portal.auth.identity import Identity
+from portal.db import SessionDep
+from portal.errors import Denied, EngineUnavailable, NotAuthenticated, PavedError
+from portal.policy import Decision
+from portal.settings import Settings
 
-# The only routes that need no action: liveness, readiness, metrics scraping and static
-# files. They are recognised by the mark ``ungated`` puts on the core's own endpoints (and
-# the static mount), never by path, so no plugin route can join them.
-ALLOWLIST = frozenset({"/healthz", "/readyz", "/metrics", "/static"})
+log = logging.getLogger("paved.gate")
+
+# The only routes that need no action: liveness, readiness, metrics scraping, static
+# files, and signing in and out. They are recognised by the mark ``ungated`` puts on the
+# core's own endpoints (and the static mount), never by path, so no plugin route can
+# join them.
+ALLOWLIST = frozenset(
+    {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/static",
+        "/auth/login",
+        "/auth/local",
+        "/auth/oidc/callback",
+        "/auth/logout",
+    }
+)
 STATIC_PATH = "/static"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+SIGN_IN_NEEDED = "sign in to use Paved (a session, or an API token as `Authorization: Bearer`)"
+CSRF_REFUSED = (
+    "the request did not carry this portal's CSRF token, so it may not come from a Paved "
+    "page; reload the page and try again"
+)
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 def ungated(endpoint: Endpoint) -> Endpoint:
-    """Mark one of the core's operational endpoints as needing no action."""
+    """Mark one of the core's own endpoints (probes, sign-in) as needing no action."""
     endpoint.paved_ungated = True  # type: ignore[attr-defined]
     return endpoint
 
 
-def requires(action: Action) -> Any:
-    """Declare that a route performs ``action``.
+@dataclass(frozen=True)
+class Resource:
+    """What an action is about, as the policy sees it (``input.resource``)."""
 
-    Use as ``dependencies=[requires(actions.X)]`` or as a parameter's default. The route
-    walker (``route_action``) reads it back, and the request carries it as
-    ``request.state.action`` for logs and decisions.
+    ref: str
+    kind: str
+    owner: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_input(self) -> dict[str, Any]:
+        return {
+            **self.facts,
+            "ref": self.ref,
+            "kind": self.kind,
+            "owner": self.owner,
+            "labels": dict(self.labels),
+        }
+
+
+async def sent_csrf_token(request: Request) -> str | None:
+    """The CSRF token a state-changing request carries: header (htmx) or form field."""
+    if request.method in SAFE_METHODS:
+        return None
+    header = request.headers.get(sessions.CSRF_HEADER)
+    if header:
+        return header
+    if request.headers.get("content-type", "").startswith(FORM_TYPES):
+        # Starlette keeps the parsed form, so the route's own Form parameters still work.
+        value = (await request.form()).get(sessions.CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+def current_identity(request: Request, session: SessionDep) -> Identity:
+    """Who is asking: a bearer token first, else the browser's session; 401 if nobody."""
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise NotAuthenticated("expected `Authorization: Bearer pvd_...` (an API token)")
+        identity = tokens.identify(session, secret.strip())
+        # identify may have noted the token's last use: commit it now, so the request's
+        # own writes (or a denial's record) never wait behind it.
+        session.commit()
+    else:
+        settings: Settings = request.app.state.settings
+        found = sessions.session_identity(request, settings) if "session" in request.scope else None
+        if found is None:
+            raise NotAuthenticated(SIGN_IN_NEEDED)
+        identity = found
+    request.state.identity = identity
+    return identity
+
+
+def no_resource() -> Resource | None:
+    return None
+
+
+def requires(action: Action, *, resource: Callable[..., Resource | None] = no_resource) -> Any:
+    """Declare that a route performs ``action``, and decide it on every request.
+
+    Use as ``dependencies=[requires(actions.X)]``, or as a parameter
+    (``identity: Annotated[Identity, requires(actions.X)]``) to get who is asking.
+    ``resource`` is a dependency (it may take path parameters and the session) that
+    loads what the action is about; it runs only once the caller is known.
     """
 
-    def declared_action(request: Request) -> Action:
+    def gate(
+        request: Request,
+        session: SessionDep,
+        identity: Annotated[Identity, Depends(current_identity)],
+        csrf: Annotated[str | None, Depends(sent_csrf_token)],
+        # A default, not Annotated: the annotation is a string that cannot see ``resource``.
+        target: Resource | None = Depends(resource),
+    ) -> Iterator[Identity]:
         request.state.action = action
-        return action
+        if (
+            identity.via == "session"
+            and request.method not in SAFE_METHODS
+            and not sessions.csrf_matches(request, csrf)
+        ):
+            _record_denial(request, session, identity, action, target, [CSRF_REFUSED])
+            raise Denied(CSRF_REFUSED, reasons=[CSRF_REFUSED], action=action.name)
+        decision = decide(request, session, action, identity, target)
+        if request.method in SAFE_METHODS:
+            yield identity
+            return
+        try:
+            yield identity
+        except Exception as exc:
+            _record_failure(request, session, identity, action, target, decision, exc)
+            raise
+        audit.append_event(
+            session,
+            actor=identity.ref,
+            action=action.name,
+            resource=target.ref if target else None,
+            allowed=True,
+            reasons=decision.reasons,
+            request_id=_request_id(request),
+            outcome="succeeded",
+            detail=_detail(request, identity),
+        )
 
-    declared_action.paved_action = action  # type: ignore[attr-defined]
-    return Depends(declared_action)
+    gate.paved_action = action  # type: ignore[attr-defined]
+    return Depends(gate, scope="function")
+
+
+def policy_input(
+    request: Request, action: Action, identity: Identity, target: Resource | None
+) -> dict[str, Any]:
+    """The input document of ARCHITECTURE.md, with the facts plugins add to ``context``."""
+    user = identity.as_policy_user()
+    resource = target.as_input() if target else None
+    context: dict[str, Any] = {}
+    plugins = request.app.state.plugins
+    failed: list[str] = []
+    for plugin_name, facts in plugins.call(
+        "paved_policy_context", failed=failed, action=action.name, user=user, resource=resource
+    ):
+        if facts is not None and not isinstance(facts, dict):
+            plugins.degrade(
+                plugin_name,
+                f"paved_policy_context returned {type(facts).__name__}; expected a dict",
+            )
+            raise EngineUnavailable(
+                f"plugin {plugin_name} gave the policy malformed facts, so nothing can be decided"
+            )
+        context.update(facts or {})
+    if failed:
+        raise EngineUnavailable(
+            f"plugin {failed[0]} could not give the policy its facts, so nothing can be "
+            "decided; see /admin/plugins"
+        )
+    return {"action": action.name, "user": user, "resource": resource, "context": context}
+
+
+def decide(
+    request: Request,
+    session: Session,
+    action: Action,
+    identity: Identity,
+    target: Resource | None,
+) -> Decision:
+    """Ask the policy; a denial or an unavailable engine is audited and raised."""
+    try:
+        decision: Decision = request.app.state.policy.decide(
+            policy_input(request, action, identity, target)
+        )
+    except EngineUnavailable as exc:
+        log.error("policy unavailable, %s denied: %s", action.name, exc)
+        reason = f"the policy engine could not decide, so nothing is allowed: {exc.detail}"
+        _record_denial(request, session, identity, action, target, [reason])
+        raise
+    if not decision.allow:
+        _record_denial(request, session, identity, action, target, list(decision.reasons))
+        raise Denied(
+            f"You may not {_lowercase_first(action.description)} ({action.name}).",
+            reasons=list(decision.reasons) or ["the policy gave no reason"],
+            action=action.name,
+        )
+    return decision
+
+
+def _lowercase_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _request_id(request: Request) -> str | None:
+    value = getattr(request.state, "request_id", None)
+    return value if isinstance(value, str) else None
+
+
+def _detail(request: Request, identity: Identity, **extra: Any) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "method": request.method,
+        "path": request.url.path,
+        "via": identity.via,
+    }
+    if identity.token_id is not None:
+        detail["token_id"] = identity.token_id
+    return {**detail, **extra}
+
+
+def _append_alone(request: Request, session: Session, **event: Any) -> None:
+    """Append an event on its own: whatever the request wrote so far is rolled back first."""
+    session.rollback()
+    audit.append_event(session, request_id=_request_id(request), **event)
+    session.commit()
+
+
+def _record_denial(
+    request: Request,
+    session: Session,
+    identity: Identity,
+    action: Action,
+    target: Resource | None,
+    reasons: Sequence[str],
+) -> None:
+    _append_alone(
+        request,
+        session,
+        actor=identity.ref,
+        action=action.name,
+        resource=target.ref if target else None,
+        allowed=False,
+        reasons=reasons,
+        outcome="denied",
+        detail=_detail(request, identity),
+    )
+
+
+def _record_failure(
+    request: Request,
+    session: Session,
+    identity: Identity,
+    action: Action,
+    target: Resource | None,
+    decision: Decision,
+    exc: Exception,
+) -> None:
+    error = exc.detail if isinstance(exc, PavedError) else type(exc).__name__
+    status = exc.status if isinstance(exc, PavedError) else getattr(exc, "status_code", 500)
+    try:
+        _append_alone(
+            request,
+            session,
+            actor=identity.ref,
+            action=action.name,
+            resource=target.ref if target else None,
+            allowed=True,
+            reasons=decision.reasons,
+            outcome="failed",
+            detail=_detail(request, identity, error=str(error)[:500], status=status),
+        )
+    except Exception:
+        # The original error is what the caller must see; this one goes to the log.
+        log.exception("could not audit the failure of %s", action.name)
 
 
 def _find_action(dependant: Dependant) -> Action | None:

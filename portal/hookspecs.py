@@ -23,7 +23,7 @@ concatenated in plugin-name order. No hook here is ``firstresult``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -107,6 +107,21 @@ def paved_policy_dirs() -> list[Path] | None:
     package (``package paved.<plugin>``) and add to ``data.paved.authz`` through rules the
     core's ``decision`` reads, e.g. ``denials contains msg if {...}`` in package
     ``paved.authz``. Tests run with ``paved policy test``.
+    """
+
+
+@hookspec
+def paved_policy_context(
+    action: str, user: dict[str, Any], resource: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Add facts to the policy input's ``context`` before an action is decided.
+
+    Called on every gated request, so keep it fast (a dictionary lookup or one indexed
+    query). ``action`` is the action's name, ``user`` and ``resource`` are the input
+    document's (see ARCHITECTURE.md). Return a dict merged into ``input.context`` (use keys
+    of your own, e.g. ``{"pii_scan": {...}}``), or None when you have nothing to add.
+    If it raises or returns something else, the request is denied with 503: a decision
+    without the facts a policy expects could allow what it should not.
     """
 
 

@@ -214,3 +214,17 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = _moment()
     revoked_at: datetime | None = _moment()
     last_used_at: datetime | None = _moment()
+
+
+class ApiTokenOut(SQLModel):
+    id: int
+    name: str
+    user_ref: str
+    roles: list[str]
+    groups: list[str]
+    hint: str
+    created_at: UtcMoment
+    created_by: str
+    expires_at: UtcMoment | None
+    revoked_at: UtcMoment | None
+    last_used_at: UtcMoment | None

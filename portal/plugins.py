@@ -168,13 +168,15 @@ class Plugins:
         hook_name: str,
         *,
         each: Callable[[], AbstractContextManager[Any]] | None = None,
+        failed: list[str] | None = None,
         **kwargs: Any,
     ) -> list[tuple[str, Any]]:
         """Call every implementation of a hook, in plugin-name order.
 
         One that raises is logged with its traceback and its plugin degraded; the others
         still run. ``each`` wraps every single call (e.g. ``session.begin_nested``, so a
-        failing plugin's writes are rolled back alone).
+        failing plugin's writes are rolled back alone). The names of the plugins that
+        raised are appended to ``failed`` when given.
         """
         results = []
         for plugin_name, impl in self._implementations(hook_name):
@@ -184,6 +186,8 @@ class Plugins:
             except Exception as exc:
                 log.exception("plugin %s failed in %s", plugin_name, hook_name)
                 self.degrade(plugin_name, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                if failed is not None:
+                    failed.append(plugin_name)
                 continue
             results.append((plugin_name, result))
         return results

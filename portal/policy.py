@@ -8,10 +8,12 @@ with 503. Nothing here ever allows by default.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +133,13 @@ class PolicyEngine(Protocol):
     def close(self) -> None: ...
 
 
+# Each thread's regorus engines, for every InProcessEngine. It lives as long as the process,
+# so an engine is only ever dropped by the thread that made it (regorus panics otherwise):
+# when that thread ends, or when it finds its owner gone.
+_thread_engines = threading.local()
+_engine_keys = itertools.count()
+
+
 class InProcessEngine:
     """Rego evaluated by regorus in this process (about 10 µs a decision).
 
@@ -143,13 +152,13 @@ class InProcessEngine:
         self._source = read_source()
         build_engine(self._source)  # refuse invalid Rego at start-up, not on first request
         self._generation = 0
-        self._local = threading.local()
+        self._key = next(_engine_keys)
 
     def describe(self) -> str:
         return f"in-process Rego ({len(self._source.modules)} modules)"
 
     def close(self) -> None:
-        """Nothing to release: each thread's engine goes with its thread."""
+        """Nothing to release: each thread drops its engines itself."""
 
     def reload(self) -> None:
         """Re-read the policies; on invalid Rego keep the old ones and raise."""
@@ -161,11 +170,19 @@ class InProcessEngine:
         log.info("policies reloaded (%d modules)", len(source.modules))
 
     def _engine(self) -> regorus.Engine:
-        local = self._local
-        if getattr(local, "generation", None) != self._generation:
-            local.engine = build_engine(self._source)
-            local.generation = self._generation
-        return local.engine
+        engines: dict[int, tuple[int, Any, weakref.ref[InProcessEngine]]] | None = getattr(
+            _thread_engines, "engines", None
+        )
+        if engines is None:
+            engines = _thread_engines.engines = {}
+        entry = engines.get(self._key)
+        if entry is not None and entry[0] == self._generation:
+            return entry[1]
+        for key in [key for key, (_, _, owner) in engines.items() if owner() is None]:
+            del engines[key]
+        engine = build_engine(self._source)
+        engines[self._key] = (self._generation, engine, weakref.ref(self))
+        return engine
 
     def decide(self, document: dict[str, Any]) -> Decision:
         try:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from portal.errors import Denied, FieldProblem, PavedError
+from portal.errors import Denied, FieldProblem, NotAuthenticated, PavedError
 from portal.shell import Shell, wants_html
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -49,9 +50,21 @@ def respond_with_problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
 
+def sign_in_url(request: Request) -> str:
+    """The sign-in page, coming back here afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return "/auth/login?" + urlencode({"next": here})
+
+
 async def _paved_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PavedError)
-    extra = {"reasons": exc.reasons} if isinstance(exc, Denied) else None
+    if isinstance(exc, NotAuthenticated):
+        # A person without a session is sent to sign in, and brought back afterwards.
+        if request.headers.get("HX-Request") == "true":
+            return Response(status_code=401, headers={"HX-Redirect": sign_in_url(request)})
+        if request.method == "GET" and wants_html(request):
+            return RedirectResponse(sign_in_url(request), status_code=303)
+    extra = {"reasons": exc.reasons, "action": exc.action} if isinstance(exc, Denied) else None
     return respond_with_problem(
         request,
         status=exc.status,

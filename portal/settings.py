@@ -10,6 +10,7 @@ import yaml
 from pydantic import (
     BaseModel,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -112,6 +113,111 @@ class PolicySettings(BaseModel):
         return value
 
 
+Role = Literal["data_scientist", "ml_engineer", "team_lead", "admin", "auditor"]
+ROLES: tuple[str, ...] = ("data_scientist", "ml_engineer", "team_lead", "admin", "auditor")
+
+
+class OidcSettings(BaseModel):
+    """The OpenID Connect provider people sign in with (Keycloak, Okta, Entra ID, Dex)."""
+
+    issuer: str | None = Field(
+        None, description="Issuer URL; its `/.well-known/openid-configuration` is read."
+    )
+    client_id: str | None = Field(None, description="This portal's client id at the provider.")
+    client_secret: SecretStr | None = Field(None, description="This portal's client secret.")
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email", "groups"],
+        description="Scopes asked for at sign-in.",
+    )
+    groups_claim: str = Field(
+        "groups", description="ID-token claim that lists the person's groups at the provider."
+    )
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.issuer and self.client_id)
+
+
+class LocalUser(BaseModel):
+    """A person the local demo sign-in offers."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="Becomes user:default/<name>.")
+    display_name: str
+    roles: list[Role]
+    groups: list[str] = Field(default_factory=list, description="Catalog group refs.")
+
+
+DEMO_USERS = [
+    LocalUser(
+        name="alice",
+        display_name="Alice (ML engineer, fraud)",
+        roles=["ml_engineer"],
+        groups=["group:default/fraud"],
+    ),
+    LocalUser(
+        name="bob",
+        display_name="Bob (team lead, fraud)",
+        roles=["team_lead"],
+        groups=["group:default/fraud"],
+    ),
+    LocalUser(
+        name="dana",
+        display_name="Dana (data scientist, churn)",
+        roles=["data_scientist"],
+        groups=["group:default/churn"],
+    ),
+    LocalUser(name="audrey", display_name="Audrey (auditor)", roles=["auditor"]),
+    LocalUser(
+        name="root",
+        display_name="Root (platform admin)",
+        roles=["admin"],
+        groups=["group:default/platform"],
+    ),
+]
+
+
+class LocalSignInSettings(BaseModel):
+    """A sign-in page without a provider, for demos on this machine only."""
+
+    enabled: bool = Field(
+        False,
+        description="Offer the local sign-in page. Refused unless the portal listens on a "
+        "loopback address; every page then shows a banner.",
+    )
+    users: list[LocalUser] = Field(
+        default_factory=lambda: list(DEMO_USERS),
+        description="Who can sign in locally; default: the demo users (an ML engineer, a "
+        "team lead, a data scientist, an auditor and an admin).",
+    )
+
+
+class AuthSettings(BaseModel):
+    """Who people are: OIDC sign-in, local demo sign-in, sessions and role mapping."""
+
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    local: LocalSignInSettings = Field(default_factory=LocalSignInSettings)
+    role_map: dict[str, list[Role]] = Field(
+        default_factory=dict,
+        description="Provider group -> Paved roles, e.g. `{ml-engineers: [ml_engineer]}`.",
+    )
+    group_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Provider group -> catalog group ref, e.g. "
+        "`{team-fraud: group:default/fraud}`; unmapped groups become group:default/<name>.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs session cookies. Default: a random key kept in "
+        "`<data_dir>/secret_key`. Set it (the same on every replica) when running several.",
+    )
+    session_idle_minutes: int = Field(
+        480, ge=1, description="Minutes without a request after which a session ends."
+    )
+    session_max_hours: int = Field(
+        24, ge=1, description="Hours after sign-in after which a session ends regardless."
+    )
+
+
 class PluginSettings(BaseModel):
     """Which plugins are loaded."""
 
@@ -156,6 +262,7 @@ class Settings(BaseSettings):
     )
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
 
     @field_validator("database_url")
@@ -194,6 +301,19 @@ class Settings(BaseSettings):
         if config_file is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.host in {"127.0.0.1", "::1", "localhost"} or self.host.startswith("127.")
+
+    @model_validator(mode="after")
+    def _local_sign_in_stays_on_this_machine(self) -> Settings:
+        if self.auth.local.enabled and not self.is_loopback:
+            raise ValueError(
+                f"auth.local.enabled lets anyone sign in as anyone, so it needs a loopback "
+                f"host (127.0.0.1), not {self.host!r}; expected OIDC (auth.oidc.*) instead"
+            )
+        return self
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, with secrets and passwords hidden."""

@@ -13,6 +13,8 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from portal.auth.sessions import csrf_token
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
@@ -120,6 +122,7 @@ class Shell:
         nav_items: list[NavItem],
         entity_tabs: list[EntityTab],
         template_dirs: list[Path],
+        local_sign_in: bool = False,
     ) -> None:
         self.nav_items = sorted(nav_items, key=lambda item: (item.order, item.label))
         self.entity_tabs = sorted(entity_tabs, key=lambda tab: (tab.order, tab.label))
@@ -139,6 +142,7 @@ class Shell:
             nav_items=self.nav_items,
             paved_version=paved_version(),
             has_vendor_files=not missing_vendor_files(),
+            local_sign_in=local_sign_in,
         )
         if missing_vendor_files():
             log.warning(
@@ -162,10 +166,17 @@ class Shell:
         """Render ``template``; an htmx request gets ``fragment`` alone when one is given."""
         is_htmx = request.headers.get("HX-Request") == "true"
         name = fragment if fragment and is_htmx else template
+        identity = getattr(request.state, "identity", None)
         response = self.templates.TemplateResponse(
             request,
             name,
-            {"current_path": request.url.path, **(context or {})},
+            {
+                "current_path": request.url.path,
+                "identity": identity,
+                # Forms and htmx send it back on every state-changing request.
+                "csrf_token": csrf_token(request) if "session" in request.scope else "",
+                **(context or {}),
+            },
             status_code=status_code,
         )
         if fragment:

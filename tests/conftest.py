@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sqlmodel import Session
 
 from portal import schema
 from portal.app import create_app
+from portal.auth.tokens import issue_token
 from portal.db import create_database_engine
 from portal.plugins import Plugins
 from portal.settings import Settings, load_settings
@@ -162,7 +164,57 @@ def app(settings: Settings, engine: Engine, plugins: Plugins) -> FastAPI:
     return create_app(settings, plugins=plugins, engine=engine)
 
 
+ADMIN_REF = "user:default/test-admin"
+
+
+def issue_secret(
+    engine: Engine,
+    *,
+    roles: Sequence[str],
+    user: str = ADMIN_REF,
+    groups: Sequence[str] = (),
+) -> str:
+    """A real API token for ``user`` with ``roles``, stored in the test's database."""
+    with Session(engine) as session:
+        issued = issue_token(
+            session, user_ref=user, roles=roles, groups=groups, name="test", created_by="tests"
+        )
+        session.commit()
+    return issued.secret
+
+
 @pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
+def admin_headers(engine: Engine) -> dict[str, str]:
+    """Headers that sign a request in as a platform admin (a real API token)."""
+    secret = issue_secret(engine, roles=["admin"], groups=["group:default/platform"])
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+def client(app: FastAPI, admin_headers: dict[str, str]) -> Iterator[TestClient]:
+    """A client signed in as a platform admin."""
+    with TestClient(app, headers=admin_headers) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous_client(app: FastAPI) -> Iterator[TestClient]:
+    """A client nobody signed in with."""
     with TestClient(app) as client:
         yield client
+
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client_as(app: FastAPI, engine: Engine) -> Iterator[ClientFactory]:
+    """``client_as("ml_engineer", user=..., groups=[...])``: a client with a token for them."""
+    with ExitStack() as clients:
+
+        def make(*roles: str, user: str = "user:default/someone", groups: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+            secret = issue_secret(engine, roles=roles, user=user, groups=groups)
+            client = TestClient(app, headers={"Authorization": f"Bearer {secret}"})
+            return clients.enter_context(client)
+
+        yield make

@@ -95,6 +95,14 @@ def identify(session: Session, secret: str) -> Identity:
     )
 
 
+def list_tokens(session: Session, *, user_ref: str | None = None) -> list[ApiToken]:
+    """Tokens newest first; of one user when ``user_ref`` is given."""
+    query = select(ApiToken).order_by(col(ApiToken.id).desc())
+    if user_ref is not None:
+        query = query.where(col(ApiToken.user_ref) == user_ref)
+    return list(session.exec(query).all())
+
+
 def revoke_token(session: Session, token_id: int, *, by: Identity) -> ApiToken:
     """Revoke one of ``by``'s tokens (an admin may revoke anyone's)."""
     token = session.get(ApiToken, token_id)

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from portal import (
     Action,
     EntityTab,
+    Identity,
     NavItem,
     ReadinessCheck,
     TaskHandler,
@@ -36,8 +37,8 @@ def lineage_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/api/lineage/edges", status_code=201)
-def record_edge(action: Annotated[Action, requires(LINEAGE_WRITE)]) -> dict[str, str]:
-    return {"recorded_by_action": action.name}
+def record_edge(identity: Annotated[Identity, requires(LINEAGE_WRITE)]) -> dict[str, str]:
+    return {"recorded_by": identity.ref}
 
 
 def count_edges(ctx):  # type: ignore[no-untyped-def]
@@ -93,6 +94,19 @@ def paved_readiness_checks():  # type: ignore[no-untyped-def]
 @hookimpl
 def paved_cli_commands():  # type: ignore[no-untyped-def]
     return [lineage_command]
+
+
+# Facts the policy reads as input.context.lineage; tests flip them.
+facts = {"frozen": False}
+
+
+@hookimpl
+def paved_policy_context(action, user, resource):  # type: ignore[no-untyped-def]
+    if action.startswith("lineage."):
+        if facts.get("broken"):
+            raise RuntimeError("the lineage store is down")
+        return {"lineage": dict(facts)}
+    return None
 
 
 @hookimpl

@@ -144,8 +144,12 @@ def test_up_creates_the_database_serves_and_stops_cleanly_on_ctrl_c(tmp_path: Pa
                 pass
             assert time.monotonic() < deadline, "the portal did not become ready"
             time.sleep(0.05)
-        home = httpx.get(f"http://127.0.0.1:{port}/", headers={"X-Request-ID": "cli-test-1"})
-        assert home.status_code == 200
+        home = httpx.get(
+            f"http://127.0.0.1:{port}/",
+            headers={"X-Request-ID": "cli-test-1", "Accept": "text/html"},
+        )
+        assert home.status_code == 303  # nobody signed in: to the sign-in page
+        assert home.headers["location"] == "/auth/login?next=%2F"
         assert (tmp_path / "state" / "paved.db").is_file()
     finally:
         process.send_signal(signal.SIGINT)

@@ -46,7 +46,20 @@ def test_the_allowlist_is_short_and_every_entry_exists(
 ) -> None:
     app = _assembled_app(settings, engine, installed_plugins)
     ungated = {route.path for route in walk_routes(app.routes) if is_ungated(route)}
-    assert ungated == ALLOWLIST == {"/healthz", "/readyz", "/metrics", "/static"}
+    assert (
+        ungated
+        == ALLOWLIST
+        == {
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/static",
+            "/auth/login",
+            "/auth/local",
+            "/auth/oidc/callback",
+            "/auth/logout",
+        }
+    )
 
 
 def test_every_action_is_named_area_object_verb_and_described(
@@ -86,6 +99,7 @@ HOOK_TESTS = {
         "test_policy",
         "test_plugins_add_policy_folders_and_a_broken_one_is_left_out",
     ),
+    "paved_policy_context": ("test_gate", "test_plugins_add_facts_the_policy_decides_on"),
     "paved_demo_data": ("test_plugins", "test_demo_data_of_a_failing_plugin_is_rolled_back_alone"),
 }
 

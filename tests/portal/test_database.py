@@ -76,7 +76,7 @@ WRITE = Action("probe.meta.update", "Write a probe value")
 
 
 def test_a_request_that_fails_after_writing_saves_nothing(
-    settings: Settings, engine: Engine, plugins: Plugins
+    settings: Settings, engine: Engine, plugins: Plugins, admin_headers: dict[str, str]
 ) -> None:
     router = APIRouter()
 
@@ -92,7 +92,7 @@ def test_a_request_that_fails_after_writing_saves_nothing(
         plugins, "probe", paved_actions=lambda: [WRITE], paved_routes=lambda: [router]
     ):
         app = create_app(settings, plugins=plugins, engine=engine)
-        with TestClient(app, raise_server_exceptions=False) as client:
+        with TestClient(app, raise_server_exceptions=False, headers=admin_headers) as client:
             assert client.post("/api/probe/meta?fail=true").status_code == 500
             with Session(engine) as session:
                 assert (

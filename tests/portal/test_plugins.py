@@ -39,7 +39,10 @@ def test_installed_distribution_plugins_are_discovered_with_their_version(
 
 
 def test_a_plugin_that_fails_to_import_is_reported_and_the_portal_stays_up(
-    settings: Settings, engine: Engine, installed_plugins: Callable[..., dict[str, str]]
+    settings: Settings,
+    engine: Engine,
+    installed_plugins: Callable[..., dict[str, str]],
+    admin_headers: dict[str, str],
 ) -> None:
     installed_plugins("broken_import", "lineage")
     plugins = Plugins.discover()
@@ -50,7 +53,7 @@ def test_a_plugin_that_fails_to_import_is_reported_and_the_portal_stays_up(
         "No module named 'paved_lineage_dependency_that_is_not_installed'"
     ]
     app = create_app(settings, plugins=plugins, engine=engine)
-    with TestClient(app) as client:
+    with TestClient(app, headers=admin_headers) as client:
         assert client.get("/api/lineage/edges").status_code == 200
         page = client.get("/admin/plugins")
     assert page.status_code == 200
@@ -63,11 +66,12 @@ def test_hooks_that_raise_or_return_the_wrong_type_degrade_only_their_plugin(
     engine: Engine,
     caplog: pytest.LogCaptureFixture,
     installed_plugins: Callable[..., dict[str, str]],
+    admin_headers: dict[str, str],
 ) -> None:
     installed_plugins("broken_hooks", "lineage")
     plugins = Plugins.discover()
     app = create_app(settings, plugins=plugins, engine=engine)
-    with TestClient(app) as client:
+    with TestClient(app, headers=admin_headers) as client:
         home = client.get("/", headers={"Accept": "text/html"})
     broken = plugins.records["broken_hooks"]
     assert broken.status == PluginStatus.DEGRADED
@@ -96,10 +100,12 @@ def test_a_plugin_implementing_an_unknown_hook_is_refused_whole() -> None:
     assert plugins.manager.get_plugin("unknown_hook") is None
 
 
-def test_a_route_without_an_action_is_not_served(settings: Settings, engine: Engine) -> None:
+def test_a_route_without_an_action_is_not_served(
+    settings: Settings, engine: Engine, admin_headers: dict[str, str]
+) -> None:
     plugins = Plugins.discover(found=fixture_entry_points("ungated_route"))
     app = create_app(settings, plugins=plugins, engine=engine)
-    with TestClient(app) as client:
+    with TestClient(app, headers=admin_headers) as client:
         assert client.get("/api/ungated/secrets").status_code == 404
     assert plugins.records["ungated_route"].status == PluginStatus.DEGRADED
     assert plugins.records["ungated_route"].problems == [
@@ -126,7 +132,9 @@ def test_disabled_plugins_are_listed_but_not_loaded(settings: Settings) -> None:
     assert plugins.manager.get_plugin("lineage") is None
 
 
-def test_plugin_contributions_reach_the_app(settings: Settings, engine: Engine) -> None:
+def test_plugin_contributions_reach_the_app(
+    settings: Settings, engine: Engine, admin_headers: dict[str, str]
+) -> None:
     plugins = Plugins.discover(found=fixture_entry_points("lineage"))
     lineage.events.clear()
     app = create_app(settings, plugins=plugins, engine=engine)
@@ -137,7 +145,7 @@ def test_plugin_contributions_reach_the_app(settings: Settings, engine: Engine) 
         "/lineage/model/default/churn"
     )
     assert "lineage.count" in app.state.task_handlers
-    with TestClient(app) as client:
+    with TestClient(app, headers=admin_headers) as client:
         page = client.get("/lineage")
         ready = client.get("/readyz").json()
         created = client.post("/api/lineage/edges")
@@ -145,7 +153,7 @@ def test_plugin_contributions_reach_the_app(settings: Settings, engine: Engine) 
     assert page.status_code == 200
     assert "<h1>Lineage</h1>" in page.text
     assert ready["checks"]["lineage-store"]["ok"] is True
-    assert created.json() == {"recorded_by_action": "lineage.graph.update"}
+    assert created.json() == {"recorded_by": "user:default/test-admin"}
 
 
 def test_demo_data_is_loaded_once_per_database(settings: Settings, engine: Engine) -> None:
@@ -181,7 +189,7 @@ def test_demo_data_of_a_failing_plugin_is_rolled_back_alone(
 
 
 def test_a_malformed_contribution_degrades_its_plugin_and_the_portal_still_starts(
-    settings: Settings, engine: Engine, plugins: Plugins
+    settings: Settings, engine: Engine, plugins: Plugins, admin_headers: dict[str, str]
 ) -> None:
     from portal import NavItem
 
@@ -189,7 +197,7 @@ def test_a_malformed_contribution_degrades_its_plugin_and_the_portal_still_start
         plugins, "sloppy", paved_nav_items=lambda: [NavItem("X", "/x", order="5")]
     ):  # type: ignore[arg-type]
         app = create_app(settings, plugins=plugins, engine=engine)
-        with TestClient(app) as client:
+        with TestClient(app, headers=admin_headers) as client:
             assert client.get("/", headers={"Accept": "text/html"}).status_code == 200
         assert plugins.records["sloppy"].problems == [
             "paved_nav_items raised TypeError: NavItem.order is '5'; expected an integer"
@@ -218,7 +226,7 @@ def test_hook_ordering_options_are_refused_rather_than_ignored() -> None:
 
 
 def test_a_plugin_cannot_add_an_ungated_route(
-    settings: Settings, engine: Engine, plugins: Plugins
+    settings: Settings, engine: Engine, plugins: Plugins, admin_headers: dict[str, str]
 ) -> None:
     from fastapi import APIRouter
 
@@ -233,7 +241,7 @@ def test_a_plugin_cannot_add_an_ungated_route(
 
     with throwaway_plugin(plugins, "sneaky", paved_routes=lambda: [router]):
         app = create_app(settings, plugins=plugins, engine=engine)
-        with TestClient(app) as client:
+        with TestClient(app, headers=admin_headers) as client:
             assert client.get("/metrics/extra").status_code == 404
         assert plugins.records["sneaky"].problems == [
             "route /metrics/extra is marked ungated; only the core's own probes may be; "

@@ -200,7 +200,7 @@ def test_a_plugins_data_adds_actions_to_a_role_without_repeating_the_core(
 
 
 def test_readyz_reports_an_unreachable_policy_engine(
-    settings: Settings, engine: Engine, plugins: Plugins
+    settings: Settings, engine: Engine, plugins: Plugins, admin_headers: dict[str, str]
 ) -> None:
     remote = settings.model_copy(
         update={
@@ -209,7 +209,9 @@ def test_readyz_reports_an_unreachable_policy_engine(
             )
         }
     )
-    with TestClient(create_app(remote, plugins=plugins, engine=engine)) as client:
+    with TestClient(
+        create_app(remote, plugins=plugins, engine=engine), headers=admin_headers
+    ) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["policy"]["reason"].startswith(

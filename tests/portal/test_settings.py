@@ -119,3 +119,10 @@ def test_the_committed_settings_reference_is_up_to_date() -> None:
 
     committed = (REPO_DIR / "docs" / "settings.md").read_text()
     assert committed == render_reference(), "run `paved config reference > docs/settings.md`"
+
+
+def test_local_sign_in_is_refused_off_loopback_in_one_readable_line() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(host="0.0.0.0", auth={"local": {"enabled": True}})
+    assert "  settings: auth.local.enabled lets anyone sign in as anyone" in str(raised.value)
+    assert load_settings(auth={"local": {"enabled": True}}).auth.local.users[0].name == "alice"

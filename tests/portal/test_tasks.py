@@ -345,7 +345,7 @@ def test_an_orphan_that_used_all_its_attempts_is_failed(engine: Engine, session:
 
 
 def test_a_task_survives_a_restart_of_the_portal(
-    working_settings: Settings, engine: Engine
+    working_settings: Settings, engine: Engine, admin_headers: dict[str, str]
 ) -> None:
     started, release = threading.Event(), threading.Event()
     runs: list[int] = []
@@ -364,13 +364,17 @@ def test_a_task_survives_a_restart_of_the_portal(
     with throwaway_plugin(plugins, "trainer", paved_task_handlers=lambda: [handler]):
         with Session(engine) as session:
             task = make_task(session, "test.train")
-        with TestClient(create_app(working_settings, plugins=plugins)) as first_portal:
+        with TestClient(
+            create_app(working_settings, plugins=plugins), headers=admin_headers
+        ) as first_portal:
             assert started.wait(5)
             assert first_portal.get(f"/api/tasks/{task.id}").json()["status"] == "running"
         # The portal stopped mid-task: the task is back in the queue, not lost.
         assert reload_task(engine, task.id).status == TaskStatus.QUEUED  # type: ignore[arg-type]
         release.set()
-        with TestClient(create_app(working_settings, plugins=plugins)) as second_portal:
+        with TestClient(
+            create_app(working_settings, plugins=plugins), headers=admin_headers
+        ) as second_portal:
             wait_for(
                 lambda: second_portal.get(f"/api/tasks/{task.id}").json()["status"] == "succeeded"
             )
@@ -381,14 +385,16 @@ def test_a_task_survives_a_restart_of_the_portal(
 
 
 def test_a_queued_task_is_run_by_the_next_portal_that_starts(
-    settings: Settings, working_settings: Settings, engine: Engine
+    settings: Settings, working_settings: Settings, engine: Engine, admin_headers: dict[str, str]
 ) -> None:
     plugins = Plugins.discover()
-    with TestClient(create_app(settings, plugins=plugins)) as portal_without_worker:
+    with TestClient(
+        create_app(settings, plugins=plugins), headers=admin_headers
+    ) as portal_without_worker:
         with Session(engine) as session:
             task = make_task(session, "portal.selfcheck")
         assert portal_without_worker.get(f"/api/tasks/{task.id}").json()["status"] == "queued"
-    with TestClient(create_app(working_settings, plugins=plugins)) as portal:
+    with TestClient(create_app(working_settings, plugins=plugins), headers=admin_headers) as portal:
         wait_for(lambda: portal.get(f"/api/tasks/{task.id}").json()["status"] == "succeeded")
         log = portal.get(f"/api/tasks/{task.id}/log").json()
     assert [line["message"].split(":")[0] for line in log] == [
