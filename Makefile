@@ -40,10 +40,12 @@ web/static/vendor/.built: web/package.json web/package-lock.json web/build.mjs
 	npm run --prefix web build
 	@touch $@
 
-## Serve the portal on http://$(HOST):$(PORT) with demo data (SQLite under .paved/).
+## Serve the portal on http://$(HOST):$(PORT) with demo data (SQLite under .paved/) and
+## the local demo sign-in (demo users, no password; loopback only).
 run: install
 	$(PAVED) db upgrade
-	exec $(PAVED) up --host $(HOST) --port $(PORT) --demo
+	PAVED_AUTH__LOCAL__ENABLED=$${PAVED_AUTH__LOCAL__ENABLED:-true} \
+		exec $(PAVED) up --host $(HOST) --port $(PORT) --demo
 
 ## Every test (SQLite). Browser tests drive $(CHROMIUM); PostgreSQL tests need
 ## PAVED_TEST_DATABASE_URL (see `make test-postgres`).

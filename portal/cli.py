@@ -242,6 +242,20 @@ def up(host: str | None, port: int | None, data_dir: Path | None, demo: bool) ->
             loaded = load_demo_data(engine, plugins, settings)
         say("demo data loaded" if loaded else "demo data already loaded", mark="✓", colour="green")
     _warn_unhealthy(plugins)
+    if settings.auth.local.enabled:
+        users = ", ".join(user.name for user in settings.auth.local.users)
+        say(
+            f"demo sign-in is on: anyone here can sign in as {users} (auth.local.enabled)",
+            mark="!",
+            colour="yellow",
+        )
+    elif not settings.auth.oidc.is_configured:
+        say(
+            "no sign-in is configured: set auth.oidc.* (or make an API token with "
+            "`paved token create`)",
+            mark="!",
+            colour="yellow",
+        )
     say(f"Paved is serving on {click.style(settings.base_url, bold=True)} (Ctrl-C stops it)")
     server = uvicorn.Server(
         uvicorn.Config(

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
+# Authlib talks to the provider with httpx2, so its errors are httpx2 errors.
+import httpx2
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,11 +55,11 @@ def check_metadata(settings: OidcSettings, metadata: Any) -> dict[str, Any]:
 
 
 def _unavailable(settings: OidcSettings, exc: Exception) -> OidcUnavailable:
-    if isinstance(exc, httpx.HTTPStatusError):
+    if isinstance(exc, httpx2.HTTPStatusError):
         reason = f"it answered {exc.response.status_code}"
-    elif isinstance(exc, httpx.TimeoutException):
+    elif isinstance(exc, httpx2.TimeoutException):
         reason = f"it did not answer within {TIMEOUT:g} s"
-    elif isinstance(exc, httpx.HTTPError):
+    elif isinstance(exc, httpx2.HTTPError):
         reason = f"it cannot be reached ({type(exc).__name__}: {exc})"
     else:
         reason = f"its answer is not usable ({exc})"
@@ -72,10 +73,10 @@ def _unavailable(settings: OidcSettings, exc: Exception) -> OidcUnavailable:
 def fetch_metadata_now(settings: OidcSettings) -> dict[str, Any]:
     """Read the discovery document (for /readyz); raises OidcUnavailable."""
     try:
-        response = httpx.get(discovery_url(settings), timeout=TIMEOUT)
+        response = httpx2.get(discovery_url(settings), timeout=TIMEOUT)
         response.raise_for_status()
         metadata = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
+    except (httpx2.HTTPError, ValueError) as exc:
         raise _unavailable(settings, exc) from None
     return check_metadata(settings, metadata)
 
@@ -131,7 +132,7 @@ class OidcSignIn:
     async def metadata(self) -> dict[str, Any]:
         try:
             metadata = await self.client.load_server_metadata()
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx2.HTTPError, ValueError) as exc:
             raise _unavailable(self.auth.oidc, exc) from None
         try:
             return check_metadata(self.auth.oidc, metadata)
@@ -144,7 +145,7 @@ class OidcSignIn:
         await self.metadata()
         try:
             response: Response = await self.client.authorize_redirect(request, redirect_uri)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise _unavailable(self.auth.oidc, exc) from None
         return response
 
@@ -157,7 +158,7 @@ class OidcSignIn:
             raise NotAuthenticated(
                 f"the sign-in provider refused: {exc.description or exc.error}"
             ) from None
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise _unavailable(self.auth.oidc, exc) from None
         except Exception as exc:  # joserfc's and Authlib's validation errors
             raise NotAuthenticated(f"the sign-in could not be verified: {exc}") from None

@@ -94,7 +94,8 @@ def test_every_gated_route_refuses_a_role_that_lacks_its_action(
         assert response.status_code == 403, f"{method} {path} ({action}) as {lacking or 'no role'}"
         problem = response.json()
         assert problem["action"] == action
-        assert problem["reasons"] and all(isinstance(r, str) and r for r in problem["reasons"])
+        assert problem["reasons"]
+        assert all(isinstance(reason, str) and reason for reason in problem["reasons"])
         checked += 1
     assert checked > 20
     denied = [event for event in _events(engine) if event.outcome == "denied"]
