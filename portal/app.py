@@ -19,6 +19,7 @@ from portal.actions import Action
 from portal.auth import routes as auth_routes
 from portal.auth import sessions
 from portal.auth.oidc import OidcSignIn, fetch_metadata_now
+from portal.auth.tokens import TokenCache
 from portal.db import create_database_engine
 from portal.errors import ConfigurationError
 from portal.gate import STATIC_PATH, is_ungated, route_action, walk_routes
@@ -73,6 +74,7 @@ def create_app(
         timeout=settings.policy.timeout,
         folders=app.state.policy_folders,
     )
+    app.state.token_cache = TokenCache(settings.auth.token_cache_seconds)
     app.state.oidc = OidcSignIn(settings.auth) if settings.auth.oidc.is_configured else None
     app.state.readiness_checks = [
         ReadinessCheck("database", check_database),

@@ -9,11 +9,13 @@ log: every denial, and the outcome of every state-changing request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
 from sqlmodel import Session
@@ -25,7 +27,7 @@ from portal.auth import sessions, tokens
 from portal.auth.identity import Identity
 from portal.db import SessionDep
 from portal.errors import Denied, EngineUnavailable, NotAuthenticated, PavedError
-from portal.policy import Decision
+from portal.policy import Decision, InProcessEngine
 from portal.settings import Settings
 
 log = logging.getLogger("paved.gate")
@@ -47,6 +49,7 @@ ALLOWLIST = frozenset(
     }
 )
 STATIC_PATH = "/static"
+POLICY_CONTEXT_HOOK = "paved_policy_context"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SIGN_IN_NEEDED = "sign in to use Paved (a session, or an API token as `Authorization: Bearer`)"
@@ -98,17 +101,20 @@ async def sent_csrf_token(request: Request) -> str | None:
     return None
 
 
-def current_identity(request: Request, session: SessionDep) -> Identity:
+async def current_identity(request: Request, session: SessionDep) -> Identity:
     """Who is asking: a bearer token first, else the browser's session; 401 if nobody."""
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticated("expected `Authorization: Bearer pvd_...` (an API token)")
-        identity = tokens.identify(session, secret.strip())
-        # identify may have noted the token's last use: commit it now, so the request's
-        # own writes (or a denial's record) never wait behind it.
-        session.commit()
+        cache: tokens.TokenCache = request.app.state.token_cache
+        remembered = cache.get(secret.strip())
+        if remembered is None:
+            identity = await run_in_threadpool(tokens.identify, session, secret.strip())
+            cache.put(secret.strip(), identity)
+        else:
+            identity = remembered
     else:
         settings: Settings = request.app.state.settings
         found = sessions.session_identity(request, settings) if "session" in request.scope else None
@@ -119,11 +125,12 @@ def current_identity(request: Request, session: SessionDep) -> Identity:
     return identity
 
 
-def no_resource() -> Resource | None:
+async def no_resource() -> Resource | None:
+    """No resource: async, so it costs no trip through the thread pool."""
     return None
 
 
-def requires(action: Action, *, resource: Callable[..., Resource | None] = no_resource) -> Any:
+def requires(action: Action, *, resource: Callable[..., Any] = no_resource) -> Any:
     """Declare that a route performs ``action``, and decide it on every request.
 
     Use as ``dependencies=[requires(actions.X)]``, or as a parameter
@@ -131,46 +138,88 @@ def requires(action: Action, *, resource: Callable[..., Resource | None] = no_re
     ``resource`` is a dependency (it may take path parameters and the session) that
     loads what the action is about; it runs only once the caller is known.
     """
+    # Async, so a read costs no trip through the thread pool: the decision runs on the event
+    # loop when it cannot block (in-process Rego, no plugin facts to fetch); database writes
+    # and anything that may block go to a worker thread. Every dependency costs time on
+    # every request, so a route without a resource does without that one.
+    if resource is no_resource:
 
-    def gate(
-        request: Request,
-        session: SessionDep,
-        identity: Annotated[Identity, Depends(current_identity)],
-        csrf: Annotated[str | None, Depends(sent_csrf_token)],
-        # A default, not Annotated: the annotation is a string that cannot see ``resource``.
-        target: Resource | None = Depends(resource),
-    ) -> Iterator[Identity]:
-        request.state.action = action
-        if (
-            identity.via == "session"
-            and request.method not in SAFE_METHODS
-            and not sessions.csrf_matches(request, csrf)
-        ):
-            _record_denial(request, session, identity, action, target, [CSRF_REFUSED])
-            raise Denied(CSRF_REFUSED, reasons=[CSRF_REFUSED], action=action.name)
-        decision = decide(request, session, action, identity, target)
-        if request.method in SAFE_METHODS:
-            yield identity
-            return
-        try:
-            yield identity
-        except Exception as exc:
-            _record_failure(request, session, identity, action, target, decision, exc)
-            raise
-        audit.append_event(
-            session,
-            actor=identity.ref,
-            action=action.name,
-            resource=target.ref if target else None,
-            allowed=True,
-            reasons=decision.reasons,
-            request_id=_request_id(request),
-            outcome="succeeded",
-            detail=_detail(request, identity),
-        )
+        async def gate(
+            request: Request,
+            session: SessionDep,
+            identity: Annotated[Identity, Depends(current_identity)],
+        ) -> AsyncIterator[Identity]:
+            async with _guarded(action, request, session, identity, None):
+                yield identity
+
+    else:
+
+        async def gate(  # type: ignore[misc]
+            request: Request,
+            session: SessionDep,
+            identity: Annotated[Identity, Depends(current_identity)],
+            # A default, not Annotated: the annotation is a string that cannot see it.
+            target: Resource | None = Depends(resource),
+        ) -> AsyncIterator[Identity]:
+            async with _guarded(action, request, session, identity, target):
+                yield identity
 
     gate.paved_action = action  # type: ignore[attr-defined]
     return Depends(gate, scope="function")
+
+
+@asynccontextmanager
+async def _guarded(
+    action: Action,
+    request: Request,
+    session: Session,
+    identity: Identity,
+    target: Resource | None,
+) -> AsyncIterator[None]:
+    """Check CSRF, decide, run the route, and record what an unsafe request did."""
+    request.state.action = action
+    unsafe = request.method not in SAFE_METHODS
+    if (
+        unsafe
+        and identity.via == "session"
+        and not sessions.csrf_matches(request, await sent_csrf_token(request))
+    ):
+        await run_in_threadpool(
+            _record_denial, request, session, identity, action, target, [CSRF_REFUSED]
+        )
+        raise Denied(CSRF_REFUSED, reasons=[CSRF_REFUSED], action=action.name)
+    if _decides_without_blocking(request):
+        decision = decide(request, session, action, identity, target)
+    else:
+        decision = await run_in_threadpool(decide, request, session, action, identity, target)
+    if not unsafe:
+        yield
+        return
+    try:
+        yield
+    except Exception as exc:
+        await run_in_threadpool(
+            _record_failure, request, session, identity, action, target, decision, exc
+        )
+        raise
+    await run_in_threadpool(
+        audit.append_event,
+        session,
+        actor=identity.ref,
+        action=action.name,
+        resource=target.ref if target else None,
+        allowed=True,
+        reasons=decision.reasons,
+        request_id=_request_id(request),
+        outcome="succeeded",
+        detail=_detail(request, identity),
+    )
+
+
+def _decides_without_blocking(request: Request) -> bool:
+    return isinstance(request.app.state.policy, InProcessEngine) and not (
+        request.app.state.plugins.implements(POLICY_CONTEXT_HOOK)
+    )
 
 
 def policy_input(
@@ -183,7 +232,7 @@ def policy_input(
     plugins = request.app.state.plugins
     failed: list[str] = []
     for plugin_name, facts in plugins.call(
-        "paved_policy_context", failed=failed, action=action.name, user=user, resource=resource
+        POLICY_CONTEXT_HOOK, failed=failed, action=action.name, user=user, resource=resource
     ):
         if facts is not None and not isinstance(facts, dict):
             plugins.degrade(

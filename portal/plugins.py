@@ -163,6 +163,10 @@ class Plugins:
         impls = sorted(caller.get_hookimpls(), key=lambda impl: impl.plugin_name)
         return [(impl.plugin_name, impl) for impl in impls]
 
+    def implements(self, hook_name: str) -> bool:
+        """Whether any loaded plugin implements the hook."""
+        return bool(getattr(self.manager.hook, hook_name).get_hookimpls())
+
     def call(
         self,
         hook_name: str,

@@ -216,6 +216,13 @@ class AuthSettings(BaseModel):
     session_max_hours: int = Field(
         24, ge=1, description="Hours after sign-in after which a session ends regardless."
     )
+    token_cache_seconds: float = Field(
+        10,
+        ge=0,
+        description="Seconds an identified API token is remembered, so most requests skip "
+        "the database. A token revoked on another replica or with the CLI works here for at "
+        "most this long; 0 looks every token up on every request.",
+    )
 
 
 class PluginSettings(BaseModel):

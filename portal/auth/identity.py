@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 # A catalog User entity ref, as Backstage writes them: user:<namespace>/<name>.
@@ -22,6 +23,7 @@ class Identity:
     name: str = ""
     via: Literal["session", "token"] = "session"
     token_id: int | None = field(default=None, compare=False)
+    expires_at: datetime | None = field(default=None, compare=False)  # of the token, if one
 
     @property
     def display_name(self) -> str:

@@ -299,12 +299,15 @@ def create_token(
 
 @api.delete("/tokens/{token_id}")
 def revoke_token(
+    request: Request,
     token_id: int,
     identity: Annotated[Identity, requires(actions.TOKEN_REVOKE)],
     session: SessionDep,
 ) -> ApiTokenOut:
     """Revoke one of your API tokens; it stops working at once."""
-    return ApiTokenOut.model_validate(tokens.revoke_token(session, token_id, by=identity))
+    revoked = tokens.revoke_token(session, token_id, by=identity)
+    request.app.state.token_cache.forget(token_id)
+    return ApiTokenOut.model_validate(revoked)
 
 
 # -- The account page -------------------------------------------------------------------
@@ -347,9 +350,11 @@ def create_token_form(
 
 @router.post("/account/tokens/{token_id}/revoke")
 def revoke_token_form(
+    request: Request,
     token_id: int,
     identity: Annotated[Identity, requires(actions.TOKEN_REVOKE)],
     session: SessionDep,
 ) -> RedirectResponse:
     tokens.revoke_token(session, token_id, by=identity)
+    request.app.state.token_cache.forget(token_id)
     return RedirectResponse("/account", status_code=303)

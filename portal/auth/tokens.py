@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -83,16 +84,58 @@ def identify(session: Session, secret: str) -> Identity:
     ):
         raise NotAuthenticated(INVALID)
     if token.last_used_at is None or now - as_utc(token.last_used_at) > LAST_USED_RESOLUTION:
-        session.execute(
-            update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now)
-        )
+        # On a connection of its own, committed at once: noting a use must not hold a lock
+        # for the rest of the request, nor be lost when the request's work rolls back.
+        with session.get_bind().engine.connect() as connection:
+            connection.execute(
+                update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now)
+            )
+            connection.commit()
     return Identity(
         ref=token.user_ref,
         roles=tuple(token.roles),
         groups=tuple(token.groups),
         via="token",
         token_id=token.id,
+        expires_at=as_utc(token.expires_at) if token.expires_at else None,
     )
+
+
+class TokenCache:
+    """Tokens identified in the last ``seconds``, so most requests skip the database.
+
+    A token revoked through this portal is forgotten at once; one revoked elsewhere (another
+    replica, the CLI) keeps working here for at most ``seconds``. Expiry is always exact.
+    """
+
+    def __init__(self, seconds: float, *, size: int = 10_000) -> None:
+        self.seconds, self.size = seconds, size
+        self._entries: dict[str, tuple[float, Identity]] = {}
+
+    def get(self, secret: str) -> Identity | None:
+        if self.seconds <= 0:
+            return None
+        entry = self._entries.get(_hash(secret))
+        if entry is None:
+            return None
+        cached_at, identity = entry
+        expired = identity.expires_at is not None and identity.expires_at <= utcnow()
+        if time.monotonic() - cached_at > self.seconds or expired:
+            self._entries.pop(_hash(secret), None)
+            return None
+        return identity
+
+    def put(self, secret: str, identity: Identity) -> None:
+        if self.seconds <= 0:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[_hash(secret)] = (time.monotonic(), identity)
+
+    def forget(self, token_id: int) -> None:
+        for key, (_, identity) in list(self._entries.items()):
+            if identity.token_id == token_id:
+                self._entries.pop(key, None)
 
 
 def list_tokens(session: Session, *, user_ref: str | None = None) -> list[ApiToken]:
