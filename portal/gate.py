@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -203,16 +204,17 @@ async def _guarded(
         )
         raise
     await run_in_threadpool(
-        audit.append_event,
-        session,
-        actor=identity.ref,
-        action=action.name,
-        resource=target.ref if target else None,
-        allowed=True,
-        reasons=decision.reasons,
-        request_id=_request_id(request),
-        outcome="succeeded",
-        detail=_detail(request, identity),
+        partial(
+            _record,
+            request,
+            session,
+            identity,
+            action,
+            target,
+            outcome="succeeded",
+            reasons=decision.reasons,
+            alone=False,
+        )
     )
 
 
@@ -298,11 +300,35 @@ def _detail(request: Request, identity: Identity, **extra: Any) -> dict[str, Any
     return {**detail, **extra}
 
 
-def _append_alone(request: Request, session: Session, **event: Any) -> None:
-    """Append an event on its own: whatever the request wrote so far is rolled back first."""
-    session.rollback()
-    audit.append_event(session, request_id=_request_id(request), **event)
-    session.commit()
+def _record(
+    request: Request,
+    session: Session,
+    identity: Identity,
+    action: Action,
+    target: Resource | None,
+    *,
+    outcome: str,
+    reasons: Sequence[str],
+    alone: bool,
+    **detail: Any,
+) -> None:
+    """Append the audit event of this request. ``alone``: in a transaction of its own, after
+    rolling back whatever the request wrote (a denial or a failure records, the work does not)."""
+    if alone:
+        session.rollback()
+    audit.append_event(
+        session,
+        actor=identity.ref,
+        action=action.name,
+        resource=target.ref if target else None,
+        allowed=outcome != "denied",
+        reasons=reasons,
+        request_id=_request_id(request),
+        outcome=outcome,
+        detail=_detail(request, identity, **detail),
+    )
+    if alone:
+        session.commit()
 
 
 def _record_denial(
@@ -313,16 +339,8 @@ def _record_denial(
     target: Resource | None,
     reasons: Sequence[str],
 ) -> None:
-    _append_alone(
-        request,
-        session,
-        actor=identity.ref,
-        action=action.name,
-        resource=target.ref if target else None,
-        allowed=False,
-        reasons=reasons,
-        outcome="denied",
-        detail=_detail(request, identity),
+    _record(
+        request, session, identity, action, target, outcome="denied", reasons=reasons, alone=True
     )
 
 
@@ -338,16 +356,17 @@ def _record_failure(
     error = exc.detail if isinstance(exc, PavedError) else type(exc).__name__
     status = exc.status if isinstance(exc, PavedError) else getattr(exc, "status_code", 500)
     try:
-        _append_alone(
+        _record(
             request,
             session,
-            actor=identity.ref,
-            action=action.name,
-            resource=target.ref if target else None,
-            allowed=True,
-            reasons=decision.reasons,
+            identity,
+            action,
+            target,
             outcome="failed",
-            detail=_detail(request, identity, error=str(error)[:500], status=status),
+            reasons=decision.reasons,
+            alone=True,
+            error=str(error)[:500],
+            status=status,
         )
     except Exception:
         # The original error is what the caller must see; this one goes to the log.

@@ -18,7 +18,7 @@ from portal.auth.oidc import OidcSignIn, OidcUnavailable
 from portal.db import SessionDep
 from portal.errors import InvalidInput, NotAuthenticated, NotFound
 from portal.gate import requires, sent_csrf_token, ungated
-from portal.models import ApiTokenOut
+from portal.models import ApiToken, ApiTokenOut
 from portal.settings import Role, Settings
 from portal.shell import Shell
 
@@ -277,6 +277,13 @@ def create_token_for(session: Session, identity: Identity, body: TokenCreate) ->
     return TokenCreated(token=ApiTokenOut.model_validate(issued.token), secret=issued.secret)
 
 
+def _revoke(request: Request, session: Session, identity: Identity, token_id: int) -> ApiToken:
+    """Revoke, and forget the token here at once (other replicas within their cache time)."""
+    revoked = tokens.revoke_token(session, token_id, by=identity)
+    request.app.state.token_cache.forget(token_id)
+    return revoked
+
+
 @api.get("/tokens")
 def list_tokens(
     identity: Annotated[Identity, requires(actions.TOKEN_READ)], session: SessionDep
@@ -305,9 +312,7 @@ def revoke_token(
     session: SessionDep,
 ) -> ApiTokenOut:
     """Revoke one of your API tokens; it stops working at once."""
-    revoked = tokens.revoke_token(session, token_id, by=identity)
-    request.app.state.token_cache.forget(token_id)
-    return ApiTokenOut.model_validate(revoked)
+    return ApiTokenOut.model_validate(_revoke(request, session, identity, token_id))
 
 
 # -- The account page -------------------------------------------------------------------
@@ -355,6 +360,5 @@ def revoke_token_form(
     identity: Annotated[Identity, requires(actions.TOKEN_REVOKE)],
     session: SessionDep,
 ) -> RedirectResponse:
-    tokens.revoke_token(session, token_id, by=identity)
-    request.app.state.token_cache.forget(token_id)
+    _revoke(request, session, identity, token_id)
     return RedirectResponse("/account", status_code=303)

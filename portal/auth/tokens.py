@@ -115,13 +115,14 @@ class TokenCache:
     def get(self, secret: str) -> Identity | None:
         if self.seconds <= 0:
             return None
-        entry = self._entries.get(_hash(secret))
+        key = _hash(secret)
+        entry = self._entries.get(key)
         if entry is None:
             return None
         cached_at, identity = entry
         expired = identity.expires_at is not None and identity.expires_at <= utcnow()
         if time.monotonic() - cached_at > self.seconds or expired:
-            self._entries.pop(_hash(secret), None)
+            self._entries.pop(key, None)
             return None
         return identity
 
