@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from portal.db import as_utc, utcnow
@@ -91,6 +92,14 @@ def append_event(
     session.flush()
     session.execute(update(AuditHead).where(col(AuditHead.id) == 1).values(last_hash=event.hash))
     return event
+
+
+def append_alone(engine: Engine, **event: Any) -> AuditEvent:
+    """Append one event in a transaction of its own (an event that goes with no other work)."""
+    with Session(engine, expire_on_commit=False) as session:
+        appended = append_event(session, **event)
+        session.commit()
+        return appended
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -14,6 +15,8 @@ from sqlmodel import Session, create_engine
 
 from portal.errors import EngineUnavailable
 from portal.settings import Settings
+
+log = logging.getLogger("paved.db")
 
 
 def utcnow() -> datetime:
@@ -64,11 +67,50 @@ def check_reachable(engine: Engine) -> None:
         ) from None
 
 
+# What a request's transaction does at its end, registered by whoever needs it (the gate
+# writes the audit event of a state-changing request this way): on commit, in the same
+# transaction as the route's work; on failure, in a transaction of its own after the work
+# rolled back.
+ON_COMMIT = "paved.on_commit"
+ON_FAILURE = "paved.on_failure"
+
+
+def on_commit(session: Session, callback: Callable[[Session], None]) -> None:
+    """Run ``callback(session)`` just before the request's transaction commits."""
+    session.info.setdefault(ON_COMMIT, []).append(callback)
+
+
+def on_failure(session: Session, callback: Callable[[Session, Exception], None]) -> None:
+    """Run ``callback(session, error)`` after the request's work rolled back, then commit."""
+    session.info.setdefault(ON_FAILURE, []).append(callback)
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, committed once after the route returns."""
+    """One session per request, committed once after the route returns.
+
+    Anything that fails (the route, a commit callback, the commit itself) rolls the whole
+    request back; then the failure callbacks run and commit alone.
+    """
     with Session(request.app.state.engine) as session:
-        yield session
-        session.commit()
+        try:
+            yield session
+            for callback in session.info.pop(ON_COMMIT, ()):
+                callback(session)
+            session.commit()
+        except Exception as exc:
+            session.rollback()
+            session.info.pop(ON_COMMIT, None)
+            callbacks = session.info.pop(ON_FAILURE, ())
+            try:
+                for callback in callbacks:
+                    callback(session, exc)
+                if callbacks:
+                    session.commit()
+            except Exception:
+                # The original error is what the caller must see; this one goes to the log.
+                log.exception("could not record the failure of %s %s", request.method, request.url)
+                session.rollback()
+            raise
 
 
 # scope="function": the commit happens before the response is sent, so a failed

@@ -9,8 +9,7 @@ log: every denial, and the outcome of every state-changing request.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any, TypeVar
@@ -22,7 +21,7 @@ from fastapi.routing import RouteContext, iter_route_contexts
 from sqlmodel import Session
 from starlette.routing import BaseRoute, Mount
 
-from portal import audit
+from portal import audit, db
 from portal.actions import Action
 from portal.auth import sessions, tokens
 from portal.auth.identity import Identity
@@ -139,45 +138,43 @@ def requires(action: Action, *, resource: Callable[..., Any] = no_resource) -> A
     ``resource`` is a dependency (it may take path parameters and the session) that
     loads what the action is about; it runs only once the caller is known.
     """
-    # Async, so a read costs no trip through the thread pool: the decision runs on the event
-    # loop when it cannot block (in-process Rego, no plugin facts to fetch); database writes
-    # and anything that may block go to a worker thread. Every dependency costs time on
-    # every request, so a route without a resource does without that one.
+    # Every dependency costs time on every request, so the gate is one plain async function
+    # (no generator, no trip through the thread pool for a read): it decides on the event
+    # loop when that cannot block (in-process Rego, no plugin facts to fetch), and leaves
+    # the audit event of a state-changing request to the request's transaction.
     if resource is no_resource:
 
-        async def gate(
-            request: Request,
-            session: SessionDep,
-            identity: Annotated[Identity, Depends(current_identity)],
-        ) -> AsyncIterator[Identity]:
-            async with _guarded(action, request, session, identity, None):
-                yield identity
+        async def gate(request: Request, session: SessionDep) -> Identity:
+            identity = await current_identity(request, session)
+            await _guard(action, request, session, identity, None)
+            return identity
 
     else:
 
         async def gate(  # type: ignore[misc]
             request: Request,
             session: SessionDep,
+            # Its own dependency, before the resource: who asks is known before anything
+            # about the resource is looked up (or found missing).
             identity: Annotated[Identity, Depends(current_identity)],
             # A default, not Annotated: the annotation is a string that cannot see it.
             target: Resource | None = Depends(resource),
-        ) -> AsyncIterator[Identity]:
-            async with _guarded(action, request, session, identity, target):
-                yield identity
+        ) -> Identity:
+            await _guard(action, request, session, identity, target)
+            return identity
 
     gate.paved_action = action  # type: ignore[attr-defined]
-    return Depends(gate, scope="function")
+    return Depends(gate)
 
 
-@asynccontextmanager
-async def _guarded(
+async def _guard(
     action: Action,
     request: Request,
     session: Session,
     identity: Identity,
     target: Resource | None,
-) -> AsyncIterator[None]:
-    """Check CSRF, decide, run the route, and record what an unsafe request did."""
+) -> None:
+    """Check CSRF and decide; a state-changing request's outcome is audited with its work."""
     request.state.action = action
     unsafe = request.method not in SAFE_METHODS
     if (
@@ -185,37 +182,30 @@ async def _guarded(
         and identity.via == "session"
         and not sessions.csrf_matches(request, await sent_csrf_token(request))
     ):
-        await run_in_threadpool(
-            _record_denial, request, session, identity, action, target, [CSRF_REFUSED]
-        )
+        await _deny(request, session, identity, action, target, [CSRF_REFUSED])
         raise Denied(CSRF_REFUSED, reasons=[CSRF_REFUSED], action=action.name)
-    if _decides_without_blocking(request):
-        decision = decide(request, session, action, identity, target)
-    else:
-        decision = await run_in_threadpool(decide, request, session, action, identity, target)
-    if not unsafe:
-        yield
-        return
     try:
-        yield
-    except Exception as exc:
-        await run_in_threadpool(
-            _record_failure, request, session, identity, action, target, decision, exc
-        )
+        if _decides_without_blocking(request):
+            decision = _evaluate(request, action, identity, target)
+        else:
+            decision = await run_in_threadpool(_evaluate, request, action, identity, target)
+    except EngineUnavailable as exc:
+        log.error("policy unavailable, %s denied: %s", action.name, exc)
+        reason = f"the policy engine could not decide, so nothing is allowed: {exc.detail}"
+        await _deny(request, session, identity, action, target, [reason])
         raise
-    await run_in_threadpool(
-        partial(
-            _record,
-            request,
-            session,
-            identity,
-            action,
-            target,
-            outcome="succeeded",
-            reasons=decision.reasons,
-            alone=False,
+    if not decision.allow:
+        reasons = list(decision.reasons) or ["the policy gave no reason"]
+        await _deny(request, session, identity, action, target, list(decision.reasons))
+        raise Denied(
+            f"You may not {_lowercase_first(action.description)} ({action.name}).",
+            reasons=reasons,
+            action=action.name,
         )
-    )
+    if unsafe:
+        record = partial(_record, request, identity, action, target, reasons=decision.reasons)
+        db.on_commit(session, partial(record, outcome="succeeded"))
+        db.on_failure(session, lambda failed, exc: record(failed, outcome="failed", **_error(exc)))
 
 
 def _decides_without_blocking(request: Request) -> bool:
@@ -253,30 +243,12 @@ def policy_input(
     return {"action": action.name, "user": user, "resource": resource, "context": context}
 
 
-def decide(
-    request: Request,
-    session: Session,
-    action: Action,
-    identity: Identity,
-    target: Resource | None,
+def _evaluate(
+    request: Request, action: Action, identity: Identity, target: Resource | None
 ) -> Decision:
-    """Ask the policy; a denial or an unavailable engine is audited and raised."""
-    try:
-        decision: Decision = request.app.state.policy.decide(
-            policy_input(request, action, identity, target)
-        )
-    except EngineUnavailable as exc:
-        log.error("policy unavailable, %s denied: %s", action.name, exc)
-        reason = f"the policy engine could not decide, so nothing is allowed: {exc.detail}"
-        _record_denial(request, session, identity, action, target, [reason])
-        raise
-    if not decision.allow:
-        _record_denial(request, session, identity, action, target, list(decision.reasons))
-        raise Denied(
-            f"You may not {_lowercase_first(action.description)} ({action.name}).",
-            reasons=list(decision.reasons) or ["the policy gave no reason"],
-            action=action.name,
-        )
+    decision: Decision = request.app.state.policy.decide(
+        policy_input(request, action, identity, target)
+    )
     return decision
 
 
@@ -302,20 +274,16 @@ def _detail(request: Request, identity: Identity, **extra: Any) -> dict[str, Any
 
 def _record(
     request: Request,
-    session: Session,
     identity: Identity,
     action: Action,
     target: Resource | None,
+    session: Session,
     *,
     outcome: str,
     reasons: Sequence[str],
-    alone: bool,
     **detail: Any,
 ) -> None:
-    """Append the audit event of this request. ``alone``: in a transaction of its own, after
-    rolling back whatever the request wrote (a denial or a failure records, the work does not)."""
-    if alone:
-        session.rollback()
+    """Append the audit event of this request to ``session``'s transaction."""
     audit.append_event(
         session,
         actor=identity.ref,
@@ -327,11 +295,9 @@ def _record(
         outcome=outcome,
         detail=_detail(request, identity, **detail),
     )
-    if alone:
-        session.commit()
 
 
-def _record_denial(
+async def _deny(
     request: Request,
     session: Session,
     identity: Identity,
@@ -339,38 +305,21 @@ def _record_denial(
     target: Resource | None,
     reasons: Sequence[str],
 ) -> None:
-    _record(
-        request, session, identity, action, target, outcome="denied", reasons=reasons, alone=True
-    )
+    """Audit a denial in a transaction of its own (nothing the request wrote goes with it)."""
+
+    def write() -> None:
+        session.rollback()
+        _record(request, identity, action, target, session, outcome="denied", reasons=reasons)
+        session.commit()
+
+    await run_in_threadpool(write)
 
 
-def _record_failure(
-    request: Request,
-    session: Session,
-    identity: Identity,
-    action: Action,
-    target: Resource | None,
-    decision: Decision,
-    exc: Exception,
-) -> None:
+def _error(exc: Exception) -> dict[str, Any]:
+    """What went wrong, for the audit event of a failed request."""
     error = exc.detail if isinstance(exc, PavedError) else type(exc).__name__
     status = exc.status if isinstance(exc, PavedError) else getattr(exc, "status_code", 500)
-    try:
-        _record(
-            request,
-            session,
-            identity,
-            action,
-            target,
-            outcome="failed",
-            reasons=decision.reasons,
-            alone=True,
-            error=str(error)[:500],
-            status=status,
-        )
-    except Exception:
-        # The original error is what the caller must see; this one goes to the log.
-        log.exception("could not audit the failure of %s", action.name)
+    return {"error": str(error)[:500], "status": status}
 
 
 def _find_action(dependant: Dependant) -> Action | None:

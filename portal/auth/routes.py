@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -47,11 +48,12 @@ def _shell(request: Request) -> Shell:
     return shell
 
 
-def _audit_alone(request: Request, **event: Any) -> None:
-    engine: Engine = request.app.state.engine
-    with Session(engine) as session:
-        audit.append_event(session, request_id=getattr(request.state, "request_id", None), **event)
-        session.commit()
+async def _audit_alone(request: Request, **event: Any) -> None:
+    """Audit a sign-in or sign-out (no route transaction to join), off the event loop."""
+    request_id = getattr(request.state, "request_id", None)
+    await run_in_threadpool(
+        partial(audit.append_alone, request.app.state.engine, request_id=request_id, **event)
+    )
 
 
 def _sign_in_page(
@@ -120,7 +122,7 @@ async def oidc_callback(request: Request) -> Response:
         identity, id_token = await oidc.finish(request)
     except (NotAuthenticated, OidcUnavailable) as exc:
         log.warning("OIDC sign-in failed: %s", exc)
-        _audit_alone(
+        await _audit_alone(
             request,
             actor="anonymous",
             action=actions.SESSION_CREATE.name,
@@ -131,7 +133,7 @@ async def oidc_callback(request: Request) -> Response:
         )
         return _sign_in_page(request, next_path=target, error=exc.detail, status=exc.status)
     sessions.sign_in(request, identity, id_token=id_token)
-    _audit_alone(
+    await _audit_alone(
         request,
         actor=identity.ref,
         action=actions.SESSION_CREATE.name,
@@ -170,7 +172,7 @@ async def local_sign_in(
         name=chosen.display_name,
     )
     sessions.sign_in(request, identity)
-    _audit_alone(
+    await _audit_alone(
         request,
         actor=identity.ref,
         action=actions.SESSION_CREATE.name,
@@ -195,7 +197,7 @@ async def sign_out(request: Request) -> Response:
             return _sign_in_page(
                 request, next_path="/", error="The sign-out form expired; try again.", status=403
             )
-        _audit_alone(
+        await _audit_alone(
             request,
             actor=identity.ref,
             action=actions.SESSION_DELETE.name,

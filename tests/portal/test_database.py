@@ -8,13 +8,14 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from portal import Action, requires, schema
 from portal.app import create_app
+from portal.audit import verify_chain
 from portal.db import SessionDep, check_reachable, create_database_engine
 from portal.errors import EngineUnavailable
-from portal.models import PortalMeta, metadata
+from portal.models import AuditEvent, PortalMeta, metadata
 from portal.plugins import Plugins
 from portal.settings import Settings, load_settings
 
@@ -75,8 +76,13 @@ def test_an_unreachable_database_is_named_with_the_reason() -> None:
 WRITE = Action("probe.meta.update", "Write a probe value")
 
 
-def test_a_request_that_fails_after_writing_saves_nothing(
-    settings: Settings, engine: Engine, plugins: Plugins, admin_headers: dict[str, str]
+@BOTH_BACKENDS
+def test_a_request_that_fails_after_writing_saves_nothing_but_its_audit_event(
+    backend: str,
+    settings: Settings,
+    engine: Engine,
+    plugins: Plugins,
+    admin_headers: dict[str, str],
 ) -> None:
     router = APIRouter()
 
@@ -88,17 +94,35 @@ def test_a_request_that_fails_after_writing_saves_nothing(
             raise RuntimeError("the second half of the work failed")
         return {"saved": True}
 
+    @router.post("/api/probe/duplicate", dependencies=[requires(WRITE)])
+    def fail_at_commit(session: SessionDep) -> dict[str, bool]:
+        session.add(PortalMeta(key="probe", value="again"))  # the key exists: refused at commit
+        return {"saved": True}
+
+    def probe_value() -> str | None:
+        with Session(engine) as session:
+            row = session.get(PortalMeta, "probe")
+            return row.value if row else None
+
     with throwaway_plugin(
         plugins, "probe", paved_actions=lambda: [WRITE], paved_routes=lambda: [router]
     ):
         app = create_app(settings, plugins=plugins, engine=engine)
         with TestClient(app, raise_server_exceptions=False, headers=admin_headers) as client:
             assert client.post("/api/probe/meta?fail=true").status_code == 500
-            with Session(engine) as session:
-                assert (
-                    session.exec(select(PortalMeta).where(PortalMeta.key == "probe")).first()
-                    is None
-                )
+            assert probe_value() is None
             assert client.post("/api/probe/meta").json() == {"saved": True}
-            with Session(engine) as session:
-                assert session.get(PortalMeta, "probe").value == "written"  # type: ignore[union-attr]
+            assert probe_value() == "written"
+            assert client.post("/api/probe/duplicate").status_code == 500
+            assert probe_value() == "written"
+
+    with Session(engine) as session:
+        events = session.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()
+        assert [(event.action, event.outcome, event.detail.get("status")) for event in events] == [
+            ("probe.meta.update", "failed", 500),
+            ("probe.meta.update", "succeeded", None),
+            ("probe.meta.update", "failed", 500),
+        ]
+        assert events[0].detail["error"] == "RuntimeError"
+        assert events[2].detail["error"] == "IntegrityError"
+        assert verify_chain(session).is_intact
