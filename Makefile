@@ -29,8 +29,10 @@ chromium:
 $(UV):
 	python3 -m pip install --user --quiet uv
 
+## Bytecode is compiled once here: Python may be told not to write it (PYTHONDONTWRITEBYTECODE),
+## and then every start would compile every library again (about a second of start-up).
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 web: web/static/vendor/.built

@@ -18,7 +18,6 @@ from portal import ops
 from portal.actions import Action
 from portal.auth import routes as auth_routes
 from portal.auth import sessions
-from portal.auth.oidc import OidcSignIn, fetch_metadata_now
 from portal.auth.tokens import TokenCache
 from portal.db import create_database_engine
 from portal.errors import ConfigurationError
@@ -75,7 +74,12 @@ def create_app(
         folders=app.state.policy_folders,
     )
     app.state.token_cache = TokenCache(settings.auth.token_cache_seconds)
-    app.state.oidc = OidcSignIn(settings.auth) if settings.auth.oidc.is_configured else None
+    app.state.oidc = None
+    if settings.auth.oidc.is_configured:
+        # Imported only when configured: Authlib and its HTTP client cost start-up time.
+        from portal.auth.oidc import OidcSignIn
+
+        app.state.oidc = OidcSignIn(settings.auth)
     app.state.readiness_checks = [
         ReadinessCheck("database", check_database),
         ReadinessCheck("policy", check_policy),
@@ -113,6 +117,8 @@ def create_app(
 
 def check_oidc(app: FastAPI) -> None:
     """The sign-in provider's discovery document is reachable and names our issuer."""
+    from portal.auth.oidc import fetch_metadata_now
+
     fetch_metadata_now(app.state.settings.auth.oidc)
 
 

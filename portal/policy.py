@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
 import regorus
 
 from portal.errors import ConfigurationError, EngineUnavailable
@@ -224,6 +223,8 @@ class RemoteEngine:
 
     def __init__(self, url: str, *, timeout: float) -> None:
         self.url = url.rstrip("/")
+        import httpx  # only here: it costs start-up time the in-process engine does without
+
         self._client = httpx.Client(base_url=self.url, timeout=timeout)
 
     def describe(self) -> str:
@@ -233,6 +234,8 @@ class RemoteEngine:
         """An OPA server loads its own bundles; nothing to do here."""
 
     def decide(self, document: dict[str, Any]) -> Decision:
+        import httpx
+
         try:
             response = self._client.post(DECISION_PATH, json={"input": document})
             response.raise_for_status()

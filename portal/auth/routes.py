@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -15,13 +15,16 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from portal import actions, audit
 from portal.auth import sessions, tokens
 from portal.auth.identity import Identity, user_ref
-from portal.auth.oidc import OidcSignIn, OidcUnavailable
 from portal.db import SessionDep
-from portal.errors import InvalidInput, NotAuthenticated, NotFound
+from portal.errors import EngineUnavailable, InvalidInput, NotAuthenticated, NotFound
 from portal.gate import requires, sent_csrf_token, ungated
 from portal.models import ApiToken, ApiTokenOut
 from portal.settings import Role, Settings
 from portal.shell import Shell
+
+if TYPE_CHECKING:
+    # Imported for types only: the module (Authlib) loads when OIDC is configured.
+    from portal.auth.oidc import OidcSignIn
 
 log = logging.getLogger("paved.auth")
 
@@ -96,7 +99,7 @@ async def sign_in(
         try:
             request.session[NEXT_KEY] = target
             return await oidc.start(request, _callback_url(request))
-        except OidcUnavailable as exc:
+        except EngineUnavailable as exc:  # the provider (OidcUnavailable)
             log.error("sign-in provider unavailable: %s", exc)
             return _sign_in_page(request, next_path=target, error=exc.detail, status=503)
     if oidc is None and not local:
@@ -120,7 +123,7 @@ async def oidc_callback(request: Request) -> Response:
     target = sessions.safe_next(request.session.get(NEXT_KEY))
     try:
         identity, id_token = await oidc.finish(request)
-    except (NotAuthenticated, OidcUnavailable) as exc:
+    except (NotAuthenticated, EngineUnavailable) as exc:  # EngineUnavailable: OidcUnavailable
         log.warning("OIDC sign-in failed: %s", exc)
         await _audit_alone(
             request,
