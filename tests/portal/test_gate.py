@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from portal import Action, NotFound, Resource, requires
 from portal.app import create_app
 from portal.audit import verify_chain
 from portal.gate import is_ungated, route_action, walk_routes
@@ -21,7 +22,7 @@ from portal.plugins import Plugins
 from portal.settings import ROLES, Settings
 
 from conftest import ClientFactory, issue_secret
-from factories import make_task
+from factories import make_task, throwaway_plugin
 from opa_server import serve_opa
 
 PATH_PARAM = re.compile(r"\{[^}]+\}")
@@ -259,3 +260,76 @@ def test_the_gate_sees_the_token_holder_and_its_groups(
         "via": "token",
     }
     assert json.loads(engineer.get("/api/tasks").text) == []
+
+
+def test_a_resource_is_loaded_once_the_caller_is_known_and_ownership_is_decided_on_it(
+    settings: Settings, engine: Engine, plugins: Plugins, tmp_path: Path
+) -> None:
+    delete = Action("probe.thing.delete", "Delete a thing")
+    owners = {"scorer": "group:default/fraud"}
+    loaded: list[str] = []
+
+    def thing(name: str) -> Resource:
+        loaded.append(name)
+        if name not in owners:
+            raise NotFound(f"there is no thing {name}")
+        return Resource(ref=f"thing:default/{name}", kind="Thing", owner=owners[name])
+
+    router = APIRouter()
+
+    @router.delete("/api/probe/things/{name}", dependencies=[requires(delete, resource=thing)])
+    # A default, not Annotated: the string annotation could not see the local ``thing``.
+    def delete_thing(target: Resource = Depends(thing)) -> dict[str, str]:
+        return {"deleted": target.ref}
+
+    rules = tmp_path / "probe_rules"
+    rules.mkdir()
+    grant = {"actions": [delete.name]}
+    (rules / "data.json").write_text(
+        json.dumps({"paved": {"roles": {"ml_engineer": grant, "data_scientist": grant}}})
+    )
+    with throwaway_plugin(
+        plugins,
+        "probe",
+        paved_actions=lambda: [delete],
+        paved_routes=lambda: [router],
+        paved_policy_dirs=lambda: [rules],
+    ):
+        app = create_app(settings, plugins=plugins, engine=engine)
+
+        def as_(role: str, user: str, group: str) -> TestClient:
+            secret = issue_secret(engine, roles=[role], user=user, groups=[group])
+            return TestClient(app, headers={"Authorization": f"Bearer {secret}"})
+
+        with (
+            TestClient(app) as anonymous,
+            as_("ml_engineer", "user:default/alice", "group:default/fraud") as alice,
+            as_("data_scientist", "user:default/dana", "group:default/churn") as dana,
+        ):
+            nobody = anonymous.delete("/api/probe/things/missing")
+            assert loaded == []  # 401 before anything about the thing is looked up
+            missing = alice.delete("/api/probe/things/missing")
+            other_team = dana.delete("/api/probe/things/scorer")
+            loaded.clear()
+            own = alice.delete("/api/probe/things/scorer")
+
+    assert nobody.status_code == 401
+    assert missing.status_code == 404
+    assert own.json() == {"deleted": "thing:default/scorer"}
+    assert loaded == ["scorer"]  # the gate and the route shared one load
+    assert other_team.status_code == 403
+    assert other_team.json()["reasons"] == [
+        "thing:default/scorer belongs to group:default/fraud and you are not a member, "
+        "so you cannot delete it"
+    ]
+    denied, succeeded = _events(engine)
+    assert (denied.actor, denied.resource, denied.outcome) == (
+        "user:default/dana",
+        "thing:default/scorer",
+        "denied",
+    )
+    assert (succeeded.actor, succeeded.resource, succeeded.outcome) == (
+        "user:default/alice",
+        "thing:default/scorer",
+        "succeeded",
+    )
