@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import catalog.models  # noqa: F401  (registers the catalog tables)
 from portal.models import metadata
 
 config = context.config

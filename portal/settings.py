@@ -225,6 +225,39 @@ class AuthSettings(BaseModel):
     )
 
 
+class CatalogSettings(BaseModel):
+    """Where the catalog may read entities from, and how often it refreshes them."""
+
+    file_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders `file` locations may be under (JSON list in the environment, "
+        'e.g. `PAVED_CATALOG__FILE_ROOTS=\'["/srv/catalog"]\'`). A file anywhere else is '
+        "refused. Paved's own demo catalog is always readable.",
+    )
+    url_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts `url` locations may be fetched from (e.g. `[github.example.com]`); "
+        "no request goes to any other address.",
+    )
+    refresh_interval: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds between refreshes of every registered location; 0 refreshes "
+        "only on demand (`POST /api/catalog/refresh`).",
+    )
+    max_file_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest catalog file read, in bytes."
+    )
+    max_depth: int = Field(
+        10, ge=1, description="How deep Location entities may point at further locations."
+    )
+    backstage_reference: Path = Field(
+        Path("../shared/backstage-reference"),
+        description="Folder of Backstage's reference data (example catalog, schemas, OpenAPI "
+        "documents) that the compatibility tests read.",
+    )
+
+
 class PluginSettings(BaseModel):
     """Which plugins are loaded."""
 
@@ -271,6 +304,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+import catalog.models  # noqa: F401  (the catalog tables are part of the schema)
 from portal import Action, requires, schema
 from portal.app import create_app
 from portal.audit import verify_chain

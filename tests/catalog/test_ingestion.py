@@ -1,0 +1,248 @@
+"""Ingestion: locations read under the rules, whole trees applied at once, problems kept
+on the location or the entity, orphans and conflicts, and Paved's demo catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from catalog import service
+from catalog.models import CatalogEntity, CatalogLocation
+from portal.errors import Conflict, InvalidInput
+from portal.settings import CatalogSettings, Settings
+
+from conftest import BOTH_BACKENDS
+
+
+@pytest.fixture
+def roots(tmp_path: Path) -> Path:
+    folder = tmp_path / "repos"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def catalog_settings(settings: Settings, roots: Path) -> CatalogSettings:
+    return settings.catalog.model_copy(update={"file_roots": [roots]})
+
+
+def component(name: str, owner: str = "fraud", **spec: object) -> str:
+    extra = "".join(f"\n  {key}: {value}" for key, value in spec.items())
+    return (
+        dedent(
+            f"""\
+        apiVersion: backstage.io/v1alpha1
+        kind: Component
+        metadata:
+          name: {name}
+        spec:
+          type: service
+          lifecycle: production
+          owner: {owner}"""
+        )
+        + extra
+    )
+
+
+def write(path: Path, *documents: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n---\n".join(documents) + "\n")
+    return path
+
+
+def location(target: Path) -> str:
+    return dedent(
+        f"""\
+        apiVersion: backstage.io/v1alpha1
+        kind: Location
+        metadata:
+          name: {target.stem}-loc
+        spec:
+          targets: [./{target.name}]"""
+    )
+
+
+def entities(engine: Engine) -> dict[str, CatalogEntity]:
+    with Session(engine) as session:
+        return {row.ref: row for row in session.exec(select(CatalogEntity)).all()}
+
+
+@BOTH_BACKENDS
+def test_the_demo_catalog_loads_whole_with_relations_both_ways(
+    backend: str, engine: Engine, settings: Settings
+) -> None:
+    with Session(engine) as session:
+        registered = service.register_demo(session, settings.catalog)
+        session.commit()
+    assert registered.problems == []
+    assert registered.outcome is not None
+    rows = entities(engine)
+    assert registered.outcome.added == len(rows) > 80
+    kinds = {row.kind_key for row in rows.values()}
+    assert {"group", "user", "system", "component", "api", "model", "dataset"} <= kinds
+    with Session(engine) as session:
+        relations = service.relations_by_source(
+            session,
+            ["user:default/alice", "group:default/fraud", "dataset:default/transactions-2026"],
+        )
+    assert {"type": "memberOf", "targetRef": "group:default/fraud"} in relations[
+        "user:default/alice"
+    ]
+    assert {"type": "hasMember", "targetRef": "user:default/alice"} in relations[
+        "group:default/fraud"
+    ]
+    assert {"type": "trainingDataFor", "targetRef": "model:default/fraud-scorer"} in relations[
+        "dataset:default/transactions-2026"
+    ]
+
+
+def test_a_file_outside_the_roots_is_refused_and_nothing_is_registered(
+    engine: Engine, catalog_settings: CatalogSettings, tmp_path: Path
+) -> None:
+    outside = write(tmp_path / "elsewhere" / "catalog-info.yaml", component("scorer"))
+    with Session(engine) as session, pytest.raises(InvalidInput) as refused:
+        service.add_location(session, "file", str(outside), by="t", settings=catalog_settings)
+    assert refused.value.errors[0].field == "target"
+    assert "outside the catalog's file roots" in refused.value.errors[0].message
+    with Session(engine) as session:
+        assert session.exec(select(CatalogLocation)).all() == []
+
+
+def test_a_broken_file_keeps_what_it_held_and_says_why_on_the_location(
+    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+) -> None:
+    child = write(roots / "team" / "services.yaml", component("scorer"), component("ranker"))
+    root = write(roots / "team" / "catalog-info.yaml", location(child))
+    with Session(engine) as session:
+        registered = service.add_location(
+            session, "file", str(root), by="t", settings=catalog_settings
+        )
+        session.commit()
+        location_id = registered.location.id
+    assert {"component:default/scorer", "component:default/ranker"} <= set(entities(engine))
+
+    child.write_text("apiVersion: [unclosed\n")
+    with Session(engine) as session:
+        loc = service.get_location(session, location_id)
+        service.refresh_location(session, loc, catalog_settings)
+        session.commit()
+        errors = service.get_location(session, location_id).errors
+    rows = entities(engine)
+    assert not rows["component:default/scorer"].is_orphan  # kept as it was
+    assert [error["source"] for error in errors] == [f"file:{child}"]
+    assert errors[0]["message"].startswith("invalid YAML")
+
+
+def test_an_entity_no_longer_emitted_becomes_an_orphan_and_comes_back(
+    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+) -> None:
+    file = write(roots / "catalog-info.yaml", component("scorer"), component("ranker"))
+    with Session(engine) as session:
+        location_id = service.add_location(
+            session, "file", str(file), by="t", settings=catalog_settings
+        ).location.id
+        session.commit()
+    write(file, component("scorer"))
+
+    def refresh() -> dict[str, CatalogEntity]:
+        with Session(engine) as session:
+            loc = service.get_location(session, location_id)
+            service.refresh_location(session, loc, catalog_settings)
+            session.commit()
+        return entities(engine)
+
+    rows = refresh()
+    ranker = rows["component:default/ranker"]
+    assert ranker.is_orphan
+    assert ranker.body["metadata"]["annotations"]["backstage.io/orphan"] == "true"
+    assert not rows["component:default/scorer"].is_orphan
+    write(file, component("scorer"), component("ranker"))
+    rows = refresh()
+    assert not rows["component:default/ranker"].is_orphan
+    assert (
+        "backstage.io/orphan"
+        not in rows["component:default/ranker"].body["metadata"]["annotations"]
+    )
+
+
+def test_an_invalid_entity_is_reported_with_its_field_and_the_rest_still_loads(
+    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+) -> None:
+    file = write(
+        roots / "catalog-info.yaml",
+        component("scorer"),
+        component("bad name!"),
+        "apiVersion: backstage.io/v1alpha1\nkind: Spaceship\nmetadata:\n  name: x\nspec: {}",
+    )
+    with Session(engine) as session:
+        registered = service.add_location(
+            session, "file", str(file), by="t", settings=catalog_settings
+        )
+        session.commit()
+    assert set(entities(engine)) == {"component:default/scorer"}
+    fields = {problem["field"] for problem in registered.problems}
+    assert {"metadata.name", "kind"} <= fields
+    assert all(problem["source"] == f"file:{file}" for problem in registered.problems)
+
+
+def test_a_location_loop_is_named_and_stops(
+    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+) -> None:
+    first, second = roots / "a.yaml", roots / "b.yaml"
+    write(first, location(second), component("scorer"))
+    write(second, location(first))
+    with Session(engine) as session:
+        registered = service.add_location(
+            session, "file", str(first), by="t", settings=catalog_settings
+        )
+        session.commit()
+    loops = [p for p in registered.problems if p["message"].startswith("location loop")]
+    assert len(loops) == 1
+    assert f"file:{first} -> file:{second} -> file:{first}" in loops[0]["message"]
+    assert "component:default/scorer" in entities(engine)
+
+
+def test_two_locations_claiming_one_entity_is_a_conflict_on_the_second(
+    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+) -> None:
+    one = write(roots / "one.yaml", component("scorer", owner="fraud"))
+    two = write(roots / "two.yaml", component("scorer", owner="churn"), component("ranker"))
+    with Session(engine) as session:
+        service.add_location(session, "file", str(one), by="t", settings=catalog_settings)
+        second_id = service.add_location(
+            session, "file", str(two), by="t", settings=catalog_settings
+        ).location.id
+        session.commit()
+    rows = entities(engine)
+    assert rows["component:default/scorer"].body["spec"]["owner"] == "fraud"
+    assert "component:default/ranker" in rows
+    with Session(engine) as session:
+        stored = service.get_location(session, second_id).errors
+    assert any(f"file:{one}" in error["message"] for error in stored)
+    with Session(engine) as session, pytest.raises(Conflict):
+        service.add_location(session, "file", str(two), by="t", settings=catalog_settings)
+
+
+def test_deleting_a_location_removes_its_entities(
+    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+) -> None:
+    file = write(roots / "catalog-info.yaml", component("scorer"))
+    with Session(engine) as session:
+        location_id = service.add_location(
+            session, "file", str(file), by="t", settings=catalog_settings
+        ).location.id
+        session.commit()
+        service.delete_location(session, location_id)
+        session.commit()
+    assert entities(engine) == {}
+    with Session(engine) as session:
+        assert (
+            session.exec(
+                select(CatalogLocation).where(col(CatalogLocation.id) == location_id)
+            ).all()
+            == []
+        )
