@@ -231,7 +231,7 @@ class CatalogSettings(BaseModel):
     file_roots: list[Path] = Field(
         default_factory=list,
         description="Folders `file` locations may be under (JSON list in the environment, "
-        'e.g. `PAVED_CATALOG__FILE_ROOTS=\'["/srv/catalog"]\'`). A file anywhere else is '
+        "e.g. `PAVED_CATALOG__FILE_ROOTS='[\"/srv/catalog\"]'`). A file anywhere else is "
         "refused. Paved's own demo catalog is always readable.",
     )
     url_hosts: list[str] = Field(
