@@ -5,17 +5,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from catalog import actions, queries, service
+from catalog.models import CatalogLocation
 from catalog.refs import EntityRef
 from portal import Identity, requires
 from portal.db import SessionDep
+from portal.problems import use_backstage_statuses
 from portal.settings import Settings
 
-router = APIRouter(prefix="/api/catalog", tags=["catalog"])
+router = APIRouter(
+    prefix="/api/catalog", tags=["catalog"], dependencies=[Depends(use_backstage_statuses)]
+)
 
 FilterParam = Annotated[
     list[str],
@@ -175,6 +180,16 @@ class LocationOut(BaseModel):
     id: str
     type: str
     target: str
+    entityRef: str  # noqa: N815 (Backstage's name)
+
+    @classmethod
+    def of(cls, location: CatalogLocation) -> LocationOut:
+        return cls(
+            id=location.id,
+            type=location.type,
+            target=location.target,
+            entityRef=service.location_entity_ref(location),
+        )
 
 
 class LocationWrapped(BaseModel):
@@ -191,7 +206,7 @@ class LocationCreated(BaseModel):
 def list_locations(session: SessionDep) -> list[LocationWrapped]:
     """Every registered location, as ``[{data: {id, type, target}}]`` like Backstage."""
     return [
-        LocationWrapped(data=LocationOut.model_validate(location, from_attributes=True))
+        LocationWrapped(data=LocationOut.of(location))
         for location in service.list_locations(session)
     ]
 
@@ -217,7 +232,7 @@ def add_location(
     if dryRun:
         response.status_code = 200
     return LocationCreated(
-        location=LocationOut.model_validate(registered.location, from_attributes=True),
+        location=LocationOut.of(registered.location),
         entities=registered.entities,
         exists=registered.exists if dryRun else None,
     )
@@ -225,9 +240,7 @@ def add_location(
 
 @router.get("/locations/{location_id}", dependencies=[requires(actions.LOCATION_READ)])
 def get_location(location_id: str, session: SessionDep) -> LocationOut:
-    return LocationOut.model_validate(
-        service.get_location(session, location_id), from_attributes=True
-    )
+    return LocationOut.of(service.get_location(session, location_id))
 
 
 @router.delete(
@@ -247,4 +260,181 @@ def delete_location(location_id: str, session: SessionDep) -> Response:
 )
 def location_by_entity(kind: str, namespace: str, name: str, session: SessionDep) -> LocationOut:
     location = service.location_of_entity(session, EntityRef(kind, namespace, name))
-    return LocationOut.model_validate(location, from_attributes=True)
+    return LocationOut.of(location)
+
+
+class OrderBy(BaseModel):
+    field: str
+    order: Literal["asc", "desc"] = "asc"
+
+
+class FullTextFilter(BaseModel):
+    term: str = ""
+    fields: list[str] = Field(default_factory=list)
+
+
+class PredicateQueryIn(BaseModel):
+    cursor: str | None = None
+    limit: int = Field(20, ge=0, le=queries.MAX_LIMIT)
+    offset: int = Field(0, ge=0)
+    orderBy: list[OrderBy] = Field(default_factory=list)  # noqa: N815
+    fullTextFilter: FullTextFilter | None = None  # noqa: N815
+    fields: list[str] = Field(default_factory=list)
+    totalItems: Literal["include", "exclude"] = "include"  # noqa: N815
+    query: dict[str, Any] | None = None
+
+
+@router.post("/entities/by-query", dependencies=[requires(actions.ENTITY_READ)])
+def query_entities_by_predicate(body: PredicateQueryIn, session: SessionDep) -> EntitiesPage:
+    """Entities matching a predicate query (``$all``, ``$any``, ``$not``, ``$in``,
+    ``$exists``), paged like the GET form; its cursors carry the predicate."""
+    if body.cursor:
+        query = queries.decode_cursor(body.cursor)
+    else:
+        query = queries.Query(
+            order=tuple(queries.Order(o.field, o.order == "asc") for o in body.orderBy),
+            full_text=body.fullTextFilter.term if body.fullTextFilter else None,
+            full_text_fields=tuple(body.fullTextFilter.fields) if body.fullTextFilter else (),
+            limit=body.limit,
+            offset=body.offset,
+            predicate=body.query,
+        )
+    page = queries.run(session, query, with_total=body.totalItems == "include")
+    return EntitiesPage(
+        items=_with_relations(session, page.rows, body.fields),
+        totalItems=page.total,
+        pageInfo=PageInfo(nextCursor=page.next_cursor, prevCursor=page.prev_cursor),
+    )
+
+
+class FacetsOut(BaseModel):
+    facets: dict[str, list[dict[str, Any]]]
+
+
+@router.get("/entity-facets", dependencies=[requires(actions.ENTITY_READ)])
+def entity_facets(
+    session: SessionDep,
+    facet: Annotated[list[str], Query(min_length=1, description="Dotted fields, repeatable.")],
+    filter: FilterParam = [],  # noqa: B006
+) -> FacetsOut:
+    """For each facet, the values entities have and how many have each."""
+    query = queries.Query(filter=queries.parse_filters(filter))
+    return FacetsOut(facets=queries.facets(session, query, facet))
+
+
+class FacetsIn(BaseModel):
+    facets: list[str] = Field(min_length=1)
+    query: dict[str, Any] | None = None
+
+
+@router.post("/entity-facets", dependencies=[requires(actions.ENTITY_READ)])
+def entity_facets_by_predicate(body: FacetsIn, session: SessionDep) -> FacetsOut:
+    query = queries.Query(predicate=body.query)
+    return FacetsOut(facets=queries.facets(session, query, body.facets))
+
+
+class AncestryItem(BaseModel):
+    entity: dict[str, Any]
+    parentEntityRefs: list[str]  # noqa: N815
+
+
+class AncestryOut(BaseModel):
+    rootEntityRef: str  # noqa: N815
+    items: list[AncestryItem]
+
+
+@router.get(
+    "/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+    dependencies=[requires(actions.ENTITY_READ)],
+)
+def entity_ancestry(kind: str, namespace: str, name: str, session: SessionDep) -> AncestryOut:
+    """The entity and the Location entities that led to it, up to its registered location."""
+    root, chain = service.ancestry(session, EntityRef(kind, namespace, name))
+    shaped = _with_relations(session, [entity for entity, _ in chain], [])
+    return AncestryOut(
+        rootEntityRef=root,
+        items=[
+            AncestryItem(entity=body, parentEntityRefs=parents)
+            for body, (_, parents) in zip(shaped, chain, strict=True)
+        ],
+    )
+
+
+class LocationsQueryIn(BaseModel):
+    cursor: str | None = None
+    limit: int = Field(100, ge=1, le=queries.MAX_LIMIT)
+    query: dict[str, Any] | None = None
+
+
+class LocationsPageInfo(BaseModel):
+    nextCursor: str | None = None  # noqa: N815
+
+
+class LocationsPage(BaseModel):
+    items: list[LocationOut]
+    totalItems: int  # noqa: N815
+    pageInfo: LocationsPageInfo  # noqa: N815
+
+
+@router.post("/locations/by-query", dependencies=[requires(actions.LOCATION_READ)])
+def query_locations(body: LocationsQueryIn, session: SessionDep) -> LocationsPage:
+    """Registered locations matching a predicate on ``id``, ``type`` and ``target``."""
+    found = service.query_locations(session, body.query, cursor=body.cursor, limit=body.limit)
+    return LocationsPage(
+        items=[LocationOut.of(location) for location in found.items],
+        totalItems=found.total,
+        pageInfo=LocationsPageInfo(nextCursor=found.next_cursor),
+    )
+
+
+@router.put("/locations/{location_id}", dependencies=[requires(actions.LOCATION_CREATE)])
+def update_location(
+    location_id: str, body: LocationIn, request: Request, session: SessionDep
+) -> LocationOut:
+    """Point a registered location somewhere else, and read it there now."""
+    location = service.update_location(
+        session, location_id, body.type, body.target, settings=_settings(request).catalog
+    )
+    return LocationOut.of(location)
+
+
+class AnalyzeIn(BaseModel):
+    location: LocationIn
+    catalogFileName: str | None = None  # noqa: N815
+
+
+@router.post("/analyze-location", dependencies=[requires(actions.ENTITY_CREATE)])
+def analyze_location(body: AnalyzeIn, request: Request, session: SessionDep) -> dict[str, Any]:
+    """What registering a location would find: each entity, where, and whether the catalog
+    has it already. Nothing is registered."""
+    return service.analyze_location(
+        session, body.location.type, body.location.target, settings=_settings(request).catalog
+    )
+
+
+class ValidateIn(BaseModel):
+    location: str = Field(description="Where the entity comes from, e.g. `url:https://...`.")
+    entity: dict[str, Any]
+
+
+@router.post("/validate-entity", dependencies=[requires(actions.ENTITY_CREATE)])
+def validate_entity(body: ValidateIn, request: Request) -> Response:
+    """Check an entity as ingestion would (a Location's targets must be readable under the
+    same rules); 200 when valid, else 400 with ``errors`` as Backstage answers."""
+    problems = service.check_entity(body.entity, body.location, _settings(request).catalog)
+    if not problems:
+        return Response(status_code=200)
+    return JSONResponse(
+        status_code=400,
+        content={
+            "errors": [
+                {
+                    "name": "InputError",
+                    "message": f"{p.field}: {p.message}" if p.field else p.message,
+                    "field": p.field,
+                    "expected": p.expected,
+                }
+                for p in problems
+            ]
+        },
+    )

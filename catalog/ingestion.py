@@ -42,6 +42,7 @@ MANAGED_BY_LOCATION = "backstage.io/managed-by-location"
 MANAGED_BY_ORIGIN = "backstage.io/managed-by-origin-location"
 ORPHAN = "backstage.io/orphan"
 PROCESSING = "backstage.io/catalog-processing"
+PLACEHOLDERS = ("$text", "$json", "$yaml")
 # Rows written per statement when many entities change at once.
 CHUNK = 500
 
@@ -79,6 +80,8 @@ class Emitted:
 class Reading:
     """Everything one registered location's tree gave: entities and problems."""
 
+    # The Location entity standing for the registered location itself.
+    root: Emitted | None = None
     entities: list[Emitted] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     # Files or URLs that could not be read or parsed: their entities are kept as they were.
@@ -87,7 +90,8 @@ class Reading:
 
 def read_tree(root: Source, settings: CatalogSettings) -> Reading:
     """Read ``root`` and every location its Location entities name."""
-    reading = Reading()
+    generated = generated_location(root)
+    reading = Reading(root=Emitted(generated, ref_of(generated), root, _digest(generated)))
     seen: set[str] = set()
     # (source, chain of sources that led here)
     pending: list[tuple[Source, tuple[str, ...]]] = [(root, ())]
@@ -125,6 +129,18 @@ def read_tree(root: Source, settings: CatalogSettings) -> Reading:
     return reading
 
 
+def generated_location(root: Source) -> dict[str, Any]:
+    """The Location entity that stands for a registered location, named as Backstage names
+    it (``generated-<sha1 of type:target>``): the root of its entities' ancestry."""
+    name = "generated-" + hashlib.sha1(root.key.encode(), usedforsecurity=False).hexdigest()
+    return {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Location",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": root.type, "target": root.target},
+    }
+
+
 def _read_source(source: Source, reading: Reading, settings: CatalogSettings) -> Iterator[Emitted]:
     problems = reading.problems
     try:
@@ -154,14 +170,71 @@ def _read_source(source: Source, reading: Reading, settings: CatalogSettings) ->
                 )
             )
             continue
+        key = _ref_key_if_any(document)
+        document, unresolved = _resolve_placeholders(document, source, settings, key)
         try:
             entity = validate_entity(document)
             ref = ref_of(entity)
         except InvalidInput as exc:
-            key = _ref_key_if_any(document)
             problems.extend(_problems(source.key, exc, ref=key, prefix=f"{where}: "))
             continue
+        # A placeholder that could not be read is a processing error on the entity, which
+        # is still stored (as Backstage does), not a failure of the whole location.
+        problems.extend(unresolved)
         yield Emitted(entity, ref, source, _digest(entity))
+
+
+def _resolve_placeholders(
+    document: dict[str, Any], source: Source, settings: CatalogSettings, ref: str | None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Replace ``{$text|$json|$yaml: target}`` with what the target holds, read under the
+    same rules as locations; the ones that cannot be read stay, with a problem each."""
+    problems: list[Problem] = []
+
+    def resolve(value: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            if len(value) == 1 and next(iter(value)) in PLACEHOLDERS:
+                kind, target = next(iter(value.items()))
+                try:
+                    return _read_placeholder(kind, target, source, settings)
+                except InvalidInput as exc:
+                    detail = exc.errors[0].message if exc.errors else exc.detail
+                    problems.append(
+                        Problem(
+                            source.key,
+                            f"{path}: {kind} {target} could not be read: {detail}",
+                            path,
+                            exc.errors[0].expected if exc.errors else None,
+                            ref,
+                        )
+                    )
+                    return value
+            return {
+                key: resolve(inner, f"{path}.{key}" if path else key)
+                for key, inner in value.items()
+            }
+        if isinstance(value, list):
+            return [resolve(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return value
+
+    return resolve(document, ""), problems
+
+
+def _read_placeholder(kind: str, target: Any, source: Source, settings: CatalogSettings) -> Any:
+    if not isinstance(target, str):
+        raise InvalidInput.for_field(kind, f"{target!r} is not a path or URL", "a path or URL")
+    type_ = "url" if target.startswith(("http://", "https://")) else source.type
+    text = readers.read(readers.resolve(type_, target, relative_to=source), settings).decode()
+    try:
+        if kind == "$json":
+            return json.loads(text)
+        if kind == "$yaml":
+            return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a SafeLoader subclass)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidInput.for_field(
+            kind, f"not valid {kind[1:].upper()}: {_first_line(exc)}", kind[1:].upper()
+        ) from None
+    return text
 
 
 def _targets(location: Emitted, problems: list[Problem]) -> Iterator[Source]:
@@ -251,7 +324,7 @@ def apply_reading(session: Session, location: CatalogLocation, reading: Reading)
         ).all()
     }
     wanted: dict[str, Emitted] = {}
-    for emitted in reading.entities:
+    for emitted in [*([reading.root] if reading.root else []), *reading.entities]:
         key = emitted.ref.key
         if key in wanted:
             problems.append(
@@ -383,7 +456,10 @@ def _write(
             new_rows.append({**values, "created_at": now})
         else:
             updates.append(values)
-        search_rows.extend({"entity_uid": uid, "key": k, "value": v} for k, v in flatten(body))
+        search_rows.extend(
+            {"entity_uid": uid, "key": key, "value": value, "original_value": original}
+            for key, value, original in flatten(body)
+        )
         relation_rows.extend(
             {
                 "origin_uid": uid,
@@ -450,8 +526,9 @@ def _set_status(row: CatalogEntity, errors: list[dict[str, Any]]) -> None:
     row.body, row.errors = body, errors
 
 
-def flatten(body: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
-    """Every leaf of the entity as lower-cased (key, value) search pairs, as Backstage does.
+def flatten(body: Mapping[str, Any]) -> Iterator[tuple[str, str | None, str | None]]:
+    """Every leaf of the entity as (key, lower-cased value, value as written), as Backstage's
+    search table holds them.
 
     Lists repeat their key; values longer than the index allows are kept as None (the key
     still says the field exists); ``metadata.uid``/``etag`` and ``status`` are not searched.
@@ -462,26 +539,31 @@ def flatten(body: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
             continue
         if len(key) > 200:
             continue
-        text = None if value is None else str(value).lower()
+        original = None if value is None else str(value)
         if isinstance(value, bool):
-            text = "true" if value else "false"
-        if text is not None and len(text) > SEARCH_VALUE_MAX:
-            text = None
-        pair = (key.lower(), text)
+            original = "true" if value else "false"
+        if original is not None and len(original) > SEARCH_VALUE_MAX:
+            original = None
+        pair = (key.lower(), original.lower() if original is not None else None)
         if pair not in seen:
             seen.add(pair)
-            yield pair
+            yield (*pair, original)
     if "namespace" not in (body.get("metadata") or {}):
-        yield ("metadata.namespace", "default")
+        yield ("metadata.namespace", "default", "default")
 
 
 def _leaves(value: Any, prefix: str) -> Iterable[tuple[str, Any]]:
     if isinstance(value, Mapping):
+        if prefix:
+            yield prefix, None  # the object itself exists (`filter=spec.schema`)
         for key, inner in value.items():
             yield from _leaves(inner, f"{prefix}.{key}" if prefix else str(key))
     elif isinstance(value, list):
         for item in value:
             yield from _leaves(item, prefix)
+            if isinstance(item, str | int | float | bool):
+                # As Backstage does: `metadata.tags.java` = true for the tag "java".
+                yield f"{prefix}.{item}", True
     else:
         yield prefix, value
 

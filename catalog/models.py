@@ -95,6 +95,8 @@ class CatalogSearch(SQLModel, table=True):
     key: str = Field(max_length=200)
     # None when the value is too long to search (the key still says the field exists).
     value: str | None = Field(default=None, max_length=SEARCH_VALUE_MAX)
+    # The value as written, for facets and filters shown to people.
+    original_value: str | None = Field(default=None, max_length=SEARCH_VALUE_MAX)
 
 
 class CatalogRelation(SQLModel, table=True):

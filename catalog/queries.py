@@ -12,10 +12,11 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 from sqlmodel import Session, col
 
@@ -56,6 +57,8 @@ class Query:
     full_text_fields: tuple[str, ...] = ()
     limit: int = 20
     offset: int = 0
+    # A predicate query (POST by-query): {key: value}, {key: {$in|$exists}}, $all/$any/$not.
+    predicate: Any = None
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,60 @@ def _order_expression(order: Order) -> Any:
     return expression.asc() if order.ascending else expression.desc()
 
 
+def predicate_clause(predicate: Any, path: str = "query") -> ColumnElement[bool]:
+    """The SQL for a predicate query, as ``@backstage/catalog-client`` sends them:
+    ``{"kind": "component", "spec.type": {"$in": ["service", "website"]},
+    "$any": [...], "$all": [...], "$not": {...}, "spec.owner": {"$exists": true}}``;
+    several keys in one object must all hold."""
+    if not isinstance(predicate, Mapping):
+        raise InvalidInput.for_field(path, f"{predicate!r} is not a predicate", "an object")
+    clauses: list[ColumnElement[bool]] = []
+    for key, value in predicate.items():
+        where_ = f"{path}.{key}"
+        if key in ("$all", "$any"):
+            if not isinstance(value, list):
+                raise InvalidInput.for_field(where_, "not a list", "a list of predicates")
+            inner = [predicate_clause(item, f"{where_}[{i}]") for i, item in enumerate(value)]
+            clauses.append(and_(true(), *inner) if key == "$all" else or_(false(), *inner))
+        elif key == "$not":
+            clauses.append(not_(predicate_clause(value, where_)))
+        elif key.startswith("$"):
+            raise InvalidInput.for_field(where_, f"{key} is not an operator", "$all, $any or $not")
+        else:
+            clauses.append(_value_clause(key, value, where_))
+    return and_(true(), *clauses)
+
+
+def _value_clause(key: str, value: Any, path: str) -> ColumnElement[bool]:
+    if isinstance(value, Mapping):
+        if set(value) == {"$exists"}:
+            exists_clause = condition_clause(Condition(key.lower(), ()))
+            return exists_clause if value["$exists"] else not_(exists_clause)
+        if set(value) == {"$in"} and isinstance(value["$in"], list):
+            values = tuple(_search_value(item) for item in value["$in"])
+            if not values:
+                return false()
+            return condition_clause(Condition(key.lower(), values))
+        raise InvalidInput.for_field(
+            path, f"{dict(value)!r} is not a condition", "a value, {$in: [...]} or {$exists: bool}"
+        )
+    return condition_clause(Condition(key.lower(), (_search_value(value),)))
+
+
+def _search_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value).lower()
+    raise InvalidInput.for_field(
+        "query", f"{value!r} is not a value", "a string, number or boolean"
+    )
+
+
 def where(query: Query) -> ColumnElement[bool]:
     clause = filter_clause(query.filter)
+    if query.predicate is not None:
+        clause = and_(clause, predicate_clause(query.predicate))
     if query.full_text:
         clause = and_(clause, full_text_clause(query.full_text, query.full_text_fields))
     return clause
@@ -218,13 +273,15 @@ def encode_cursor(query: Query, offset: int) -> str:
         "tf": list(query.full_text_fields),
         "l": query.limit,
         "s": offset,
+        # Under this name so @backstage/catalog-client follows the cursor with a POST.
+        "query": query.predicate,
     }
-    return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
+    return base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
 
 
 def decode_cursor(cursor: str) -> Query:
     try:
-        document = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        document = json.loads(base64.b64decode(cursor.encode(), validate=True))
         return Query(
             filter=tuple(
                 tuple(Condition(key, tuple(values)) for key, values in conditions)
@@ -235,6 +292,7 @@ def decode_cursor(cursor: str) -> Query:
             full_text_fields=tuple(document["tf"]),
             limit=int(document["l"]),
             offset=int(document["s"]),
+            predicate=document.get("query"),
         )
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise InvalidInput.for_field(
@@ -264,3 +322,92 @@ def select_fields(entity: Mapping[str, Any], fields: Sequence[str]) -> dict[str,
 
 def parse_fields(raw: Sequence[str]) -> list[str]:
     return [field.strip() for text in raw for field in text.split(",") if field.strip()]
+
+
+def facets(session: Session, query: Query, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """For each key, the values the entities matching ``query`` have, with how many have
+    each, most frequent first (Backstage's ``entity-facets``: ``[{value, count}]``)."""
+    clause = where(query)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        column = col(CatalogSearch.original_value)
+        rows = session.execute(
+            select(column, func.count(func.distinct(col(CatalogSearch.entity_uid))))
+            .join(CatalogEntity, col(CatalogEntity.uid) == col(CatalogSearch.entity_uid))
+            .where(col(CatalogSearch.key) == key.lower(), column.is_not(None), clause)
+            .group_by(column)
+        )
+        counted = [{"value": value, "count": count} for value, count in rows]
+        counted.sort(key=lambda facet: (-facet["count"], facet["value"]))
+        found[key] = counted
+    return found
+
+
+# -- Facets -------------------------------------------------------------------------------
+
+
+def facet_counts(
+    session: Session, query: Query, keys: Sequence[str]
+) -> dict[str, list[tuple[str, int]]]:
+    """How many entities matching ``query`` have each value of each of ``keys``, for the
+    catalog page's filters: ``{key: [(value, count), ...]}``, values lower-cased (as
+    filters match them) and sorted.
+
+    ``query``'s own conditions on a key are left out when that key is counted, so with
+    ``kind=component`` chosen the kind facet still says how many entities every other kind
+    has under the remaining filters (and the full-text term). ``relations.<type>`` counts
+    relation targets: ``relations.ownedBy`` gives each owner and how many entities it owns.
+    """
+    counted: dict[str, list[tuple[str, int]]] = {}
+    for key in keys:
+        lowered = key.lower()
+        others = replace(query, filter=_without_key(query.filter, lowered))
+        matching = where(others)
+        statement: Select[Any]
+        if lowered.startswith("relations."):
+            # Aliased: the filter's EXISTS subqueries on these tables must not correlate
+            # with the rows being counted.
+            relation = aliased(CatalogRelation)
+            statement = (
+                select(relation.target_key, func.count(func.distinct(relation.source_key)))
+                .where(
+                    func.lower(relation.type) == lowered.removeprefix("relations."),
+                    relation.source_key.in_(select(col(CatalogEntity.ref)).where(matching)),
+                )
+                .group_by(relation.target_key)
+                .order_by(relation.target_key)
+            )
+        elif lowered in COLUMN_KEYS:
+            column = col(COLUMN_KEYS[lowered])
+            statement = (
+                select(column, func.count())
+                .select_from(CatalogEntity)
+                .where(matching)
+                .group_by(column)
+                .order_by(column)
+            )
+        else:
+            row = aliased(CatalogSearch)
+            statement = (
+                select(row.value, func.count(func.distinct(row.entity_uid)))
+                .where(
+                    row.key == lowered,
+                    row.value.is_not(None),
+                    row.entity_uid.in_(select(col(CatalogEntity.uid)).where(matching)),
+                )
+                .group_by(row.value)
+                .order_by(row.value)
+            )
+        counted[key] = [(str(value), int(count)) for value, count in session.execute(statement)]
+    return counted
+
+
+def _without_key(filter_: Filter, key: str) -> Filter:
+    """``filter_`` without its conditions on ``key``; an alternative left empty matches all."""
+    alternatives = tuple(
+        tuple(condition for condition in conditions if condition.key != key)
+        for conditions in filter_
+    )
+    if any(not conditions for conditions in alternatives):
+        return ()
+    return alternatives

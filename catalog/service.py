@@ -6,20 +6,24 @@ take the session first, do not commit (the request's session does), and raise Pa
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import and_, delete, false, func, not_, or_, true
 from sqlmodel import Session, col, select
 
 from catalog import ingestion, readers
 from catalog.ingestion import Outcome
 from catalog.models import CatalogEntity, CatalogLocation, CatalogRelation
 from catalog.readers import DEMO_DIR, Source
-from catalog.refs import EntityRef, parse_ref
-from portal.errors import Conflict, InvalidInput, NotFound
+from catalog.refs import EntityRef, parse_ref, ref_of
+from catalog.validation import validate_entity
+from portal.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from portal.settings import CatalogSettings
 
 DEMO_TARGET = DEMO_DIR / "catalog.yaml"
@@ -118,6 +122,64 @@ def register_demo(session: Session, settings: CatalogSettings) -> Registered:
     return add_location(session, "file", str(DEMO_TARGET), by="demo", settings=settings)
 
 
+def location_entity_ref(location: CatalogLocation) -> str:
+    """``location:default/generated-<sha1>``: the entity standing for a registered location."""
+    generated = ingestion.generated_location(Source(location.type, location.target))
+    return str(ref_of(generated))
+
+
+def ancestry(session: Session, ref: EntityRef) -> tuple[str, list[tuple[CatalogEntity, list[str]]]]:
+    """How ``ref`` came to be in the catalog: it, the Location entity whose targets named
+    its file, and so on up to the registered location (Backstage's ``/ancestry``)."""
+    entity = get_entity(session, ref)
+    locations = (
+        session.exec(
+            select(CatalogEntity).where(
+                col(CatalogEntity.location_id) == entity.location_id,
+                col(CatalogEntity.kind_key) == "location",
+            )
+        ).all()
+        if entity.location_id is not None
+        else []
+    )
+    naming: dict[str, CatalogEntity] = {}  # source key -> the Location entity naming it
+    for location in locations:
+        spec = location.body.get("spec") or {}
+        if location.name_key.startswith("generated-"):
+            naming.setdefault(f"{spec.get('type')}:{spec.get('target')}", location)
+            continue
+        parent_source = _source_from_key(location.source)
+        targets = ([spec["target"]] if spec.get("target") else []) + list(spec.get("targets") or [])
+        for target in targets:
+            try:
+                named = readers.resolve(
+                    spec.get("type") or parent_source.type, target, relative_to=parent_source
+                )
+            except InvalidInput:
+                continue
+            naming.setdefault(named.key, location)
+    chain: list[tuple[CatalogEntity, list[str]]] = []
+    seen: set[str] = set()
+    current: CatalogEntity | None = entity
+    while current is not None and current.ref not in seen:
+        seen.add(current.ref)
+        parent = naming.get(current.source)
+        if parent is not None and parent.ref in (current.ref, *seen):
+            parent = None  # the registered location's own entity: the root
+        chain.append((current, [_api_ref(parent)] if parent is not None else []))
+        current = parent
+    return _api_ref(chain[-1][0]), chain
+
+
+def _api_ref(entity: CatalogEntity) -> str:
+    return str(ref_of(entity.body))
+
+
+def _source_from_key(key: str) -> Source:
+    type_, _, target = key.partition(":")
+    return Source(type_, target)
+
+
 def location_of_entity(session: Session, ref: EntityRef) -> CatalogLocation:
     entity = get_entity(session, ref)
     if entity.location_id is None:
@@ -187,3 +249,171 @@ def as_api_entity(entity: CatalogEntity, relations: list[dict[str, Any]]) -> dic
 
 def source_of(type_: str, target: str) -> Source:
     return readers.resolve(type_, target)
+
+
+@dataclass(frozen=True)
+class LocationsFound:
+    items: list[CatalogLocation]
+    total: int
+    next_cursor: str | None
+
+
+LOCATION_FIELDS = {
+    "id": CatalogLocation.id,
+    "type": CatalogLocation.type,
+    "target": CatalogLocation.target,
+}
+
+
+def query_locations(
+    session: Session, predicate: Any, *, cursor: str | None, limit: int
+) -> LocationsFound:
+    """Registered locations matching ``predicate`` (``{type: url}``, ``{target: {$in: [...]}}``,
+    ``$all``/``$any``/``$not``), ``limit`` at a time; the cursor carries the rest."""
+    if cursor:
+        try:
+            state = json.loads(base64.b64decode(cursor.encode(), validate=True))
+            predicate, offset, limit = state["query"], int(state["offset"]), int(state["limit"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise InvalidInput.for_field(
+                "cursor", "not a cursor this catalog gave", "a pageInfo.nextCursor"
+            ) from None
+    else:
+        offset = 0
+    clause = _location_clause(predicate, "query") if predicate else true()
+    total = session.exec(select(func.count()).select_from(CatalogLocation).where(clause)).one()
+    items = list(
+        session.exec(
+            select(CatalogLocation)
+            .where(clause)
+            .order_by(col(CatalogLocation.created_at), col(CatalogLocation.id))
+            .offset(offset)
+            .limit(limit)
+        ).all()
+    )
+    following = offset + limit
+    next_cursor = (
+        base64.b64encode(
+            json.dumps({"query": predicate, "offset": following, "limit": limit}).encode()
+        ).decode()
+        if following < total
+        else None
+    )
+    return LocationsFound(items, total, next_cursor)
+
+
+def _location_clause(predicate: Any, path: str) -> Any:
+    if not isinstance(predicate, dict):
+        raise InvalidInput.for_field(path, f"{predicate!r} is not a predicate", "an object")
+    clauses = []
+    for key, value in predicate.items():
+        where = f"{path}.{key}"
+        if key in ("$all", "$any") and isinstance(value, list):
+            inner = [_location_clause(item, f"{where}[{i}]") for i, item in enumerate(value)]
+            clauses.append(and_(true(), *inner) if key == "$all" else or_(false(), *inner))
+        elif key == "$not":
+            clauses.append(not_(_location_clause(value, where)))
+        elif key in LOCATION_FIELDS:
+            column = col(LOCATION_FIELDS[key])
+            if isinstance(value, dict) and set(value) == {"$in"} and isinstance(value["$in"], list):
+                clauses.append(column.in_([str(item) for item in value["$in"]]))
+            elif isinstance(value, str):
+                clauses.append(column == value)
+            else:
+                raise InvalidInput.for_field(
+                    where, f"{value!r} is not a condition", 'a string or {"$in": [...]}'
+                )
+        else:
+            raise InvalidInput.for_field(
+                where, f"{key} is not a location field", "id, type, target, $all, $any or $not"
+            )
+    return and_(true(), *clauses)
+
+
+def update_location(
+    session: Session, location_id: str, type_: str, target: str, *, settings: CatalogSettings
+) -> CatalogLocation:
+    """Point a location at another target and read it there; refused if it cannot be read."""
+    location = get_location(session, location_id)
+    source = readers.resolve(type_, target)
+    other = session.exec(
+        select(CatalogLocation).where(
+            col(CatalogLocation.target) == source.target, col(CatalogLocation.id) != location.id
+        )
+    ).first()
+    if other is not None:
+        raise Conflict(f"location {source.key} is already registered (id {other.id})")
+    reading = ingestion.read_tree(source, settings)
+    if source.key in reading.unreadable:
+        first = next(p for p in reading.problems if p.source == source.key)
+        raise InvalidInput.for_field("target", first.message, first.expected)
+    location.type, location.target = source.type, source.target
+    session.add(location)
+    session.flush()
+    ingestion.apply_reading(session, location, reading)
+    return location
+
+
+def analyze_location(
+    session: Session, type_: str, target: str, *, settings: CatalogSettings
+) -> dict[str, Any]:
+    """What a location holds, entity by entity, and which of those the catalog has already."""
+    source = readers.resolve(type_, target)
+    reading = ingestion.read_tree(source, settings)
+    if source.key in reading.unreadable:
+        first = next(p for p in reading.problems if p.source == source.key)
+        raise InvalidInput.for_field("target", first.message, first.expected)
+    emitted = reading.entities
+    known = {
+        row.ref
+        for row in session.exec(
+            select(CatalogEntity).where(col(CatalogEntity.ref).in_([e.ref.key for e in emitted]))
+        ).all()
+    }
+    return {
+        "existingEntityFiles": [
+            {
+                "location": {"type": e.source.type, "target": e.source.target},
+                "isRegistered": e.ref.key in known,
+                "entity": e.entity,
+            }
+            for e in emitted
+        ],
+        "generateEntities": [],
+    }
+
+
+def check_entity(
+    entity: dict[str, Any], location: str, settings: CatalogSettings
+) -> list[FieldProblem]:
+    """Every problem ingestion would find in ``entity`` read from ``location``
+    (``type:target``), a Location's unreadable targets included."""
+    try:
+        valid = validate_entity(entity)
+        ref = ref_of(valid)
+    except InvalidInput as exc:
+        return exc.errors or [FieldProblem("", exc.detail)]
+    if ref.kind.lower() != "location":
+        return []
+    type_, _, target = location.partition(":")
+    try:
+        parent = readers.resolve(type_, target, field="location")
+    except InvalidInput as exc:
+        return exc.errors
+    spec = valid.get("spec") or {}
+    targets = ([spec["target"]] if spec.get("target") else []) + list(spec.get("targets") or [])
+    problems: list[FieldProblem] = []
+    for index, named in enumerate(targets):
+        field = f"spec.targets[{index}]" if spec.get("targets") else "spec.target"
+        try:
+            readers.read(
+                readers.resolve(
+                    spec.get("type") or parent.type, named, relative_to=parent, field=field
+                ),
+                settings,
+            )
+        except InvalidInput as exc:
+            problems.extend(
+                FieldProblem(field, problem.message, problem.expected) for problem in exc.errors
+            )
+    return problems

@@ -18,6 +18,27 @@ from portal.shell import Shell, wants_html
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("paved.errors")
 
+# Backstage's error names for each status: every problem also carries Backstage's error
+# members (``error``, ``request``, ``response``), so Backstage's clients read Paved's errors.
+BACKSTAGE_NAMES = {
+    400: "InputError",
+    401: "AuthenticationError",
+    403: "NotAllowedError",
+    404: "NotFoundError",
+    409: "ConflictError",
+    422: "InputError",
+    503: "ServiceUnavailableError",
+}
+BACKSTAGE_STYLE = "paved.backstage_statuses"
+
+
+def use_backstage_statuses(request: Request) -> None:
+    """A router dependency for Backstage-compatible APIs: invalid input is 400, as there.
+
+    Paved answers invalid input with 422 elsewhere; Backstage's clients expect 400.
+    """
+    request.state.error_style = BACKSTAGE_STYLE
+
 
 def problem_type(slug: str) -> str:
     return f"urn:paved:problem:{slug}"
@@ -33,6 +54,8 @@ def respond_with_problem(
     errors: list[FieldProblem] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
+    if status == 422 and getattr(request.state, "error_style", None) == BACKSTAGE_STYLE:
+        status = 400
     body: dict[str, Any] = {
         "type": problem_type(slug),
         "title": title,
@@ -44,6 +67,9 @@ def respond_with_problem(
     if errors:
         body["errors"] = [problem.as_dict() for problem in errors]
     body.update(extra or {})
+    body["error"] = {"name": BACKSTAGE_NAMES.get(status, "Error"), "message": detail}
+    body["request"] = {"method": request.method, "url": str(request.url.path)}
+    body["response"] = {"statusCode": status}
     shell: Shell | None = getattr(request.app.state, "shell", None)
     if shell is not None and wants_html(request):
         return shell.render(request, "error.html", {"problem": body}, status_code=status)

@@ -25,6 +25,11 @@ from portal.settings import Settings, load_settings
 
 TESTS_DIR = Path(__file__).parent
 REPO_DIR = TESTS_DIR.parent
+# Backstage's reference data (example catalog, schemas, OpenAPI documents): the setting
+# catalog.backstage_reference, whose default is relative to the repository.
+BACKSTAGE_REFERENCE = (
+    REPO_DIR / os.environ.get("PAVED_CATALOG__BACKSTAGE_REFERENCE", "../shared/backstage-reference")
+).resolve()
 POSTGRES_ENV = "PAVED_TEST_DATABASE_URL"
 FIXTURE_PLUGINS = {
     "lineage": "fixture_plugins.lineage",

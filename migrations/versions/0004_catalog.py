@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("entity_uid", sa.String(length=36), nullable=False),
         sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("value", sa.String(length=200), nullable=True),
+        sa.Column("original_value", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(["entity_uid"], ["catalog_entity.uid"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )

@@ -15,7 +15,7 @@ from catalog.models import CatalogEntity, CatalogLocation
 from portal.errors import Conflict, InvalidInput
 from portal.settings import CatalogSettings, Settings
 
-from conftest import BOTH_BACKENDS
+from conftest import BACKSTAGE_REFERENCE, BOTH_BACKENDS
 
 
 @pytest.fixture
@@ -183,7 +183,9 @@ def test_an_invalid_entity_is_reported_with_its_field_and_the_rest_still_loads(
             session, "file", str(file), by="t", settings=catalog_settings
         )
         session.commit()
-    assert set(entities(engine)) == {"component:default/scorer"}
+    assert {ref for ref in entities(engine) if not ref.startswith("location:")} == {
+        "component:default/scorer"
+    }
     fields = {problem["field"] for problem in registered.problems}
     assert {"metadata.name", "kind"} <= fields
     assert all(problem["source"] == f"file:{file}" for problem in registered.problems)
@@ -246,3 +248,91 @@ def test_deleting_a_location_removes_its_entities(
             ).all()
             == []
         )
+
+
+def test_backstages_example_catalog_loads_without_errors_but_its_unreachable_placeholders(
+    engine: Engine, settings: Settings
+) -> None:
+    """Everything Backstage's examples reach (entities, organisation, templates) loads; the
+    API definitions given as ``$text: https://...`` cannot be fetched here (no host is
+    allowed), which is a processing error on those entities, as in Backstage."""
+    reference = BACKSTAGE_REFERENCE
+    assert reference.is_dir(), f"set PAVED_CATALOG__BACKSTAGE_REFERENCE; {reference} is missing"
+    catalog_settings = settings.catalog.model_copy(update={"file_roots": [reference]})
+    with Session(engine) as session:
+        registered = service.add_location(
+            session,
+            "file",
+            str(reference / "examples" / "everything.yaml"),
+            by="t",
+            settings=catalog_settings,
+        )
+        session.commit()
+    location_problems = service_location_errors(engine)
+    assert location_problems == []
+    rows = entities(engine)
+    assert registered.outcome is not None
+    assert len(rows) == registered.outcome.added > 40
+    kinds = {row.kind_key for row in rows.values()}
+    assert {
+        "component",
+        "api",
+        "system",
+        "domain",
+        "resource",
+        "group",
+        "user",
+        "template",
+    } <= kinds
+    assert "component:default/invalid component" not in rows
+    with_errors = {ref for ref, row in rows.items() if row.errors}
+    assert with_errors == {
+        "api:default/wayback-search",
+        "api:default/spotify",
+        "api:default/wayback-archive",
+    }
+    spotify = rows["api:default/spotify"]
+    assert spotify.body["status"]["items"][0]["type"] == "backstage.io/catalog-processing"
+    assert "github.com is not a host the catalog may read from" in spotify.errors[0]["message"]
+    assert rows["component:default/petstore"].errors == []
+
+
+def service_location_errors(engine: Engine) -> list[dict[str, object]]:
+    with Session(engine) as session:
+        return [error for location in service.list_locations(session) for error in location.errors]
+
+
+def test_placeholders_read_files_beside_the_entity_under_the_same_rules(
+    engine: Engine, catalog_settings: CatalogSettings, roots: Path, tmp_path: Path
+) -> None:
+    (roots / "openapi.yaml").write_text("openapi: 3.0.0\ninfo: {title: Scoring, version: '1'}\n")
+    (roots / "labels.json").write_text('{"tier": "gold"}')
+    (tmp_path / "secret.txt").write_text("not for the catalog")
+    api = dedent(
+        """\
+        apiVersion: backstage.io/v1alpha1
+        kind: API
+        metadata:
+          name: {name}
+        spec:
+          type: openapi
+          lifecycle: production
+          owner: fraud
+          definition:
+            $text: {target}"""
+    )
+    file = write(
+        roots / "catalog-info.yaml",
+        api.format(name="scoring", target="./openapi.yaml"),
+        api.format(name="sneaky", target="../secret.txt"),
+    )
+    with Session(engine) as session:
+        service.add_location(session, "file", str(file), by="t", settings=catalog_settings)
+        session.commit()
+    rows = entities(engine)
+    assert rows["api:default/scoring"].body["spec"]["definition"].startswith("openapi: 3.0.0")
+    assert rows["api:default/scoring"].errors == []
+    sneaky = rows["api:default/sneaky"]
+    assert sneaky.body["spec"]["definition"] == {"$text": "../secret.txt"}
+    assert "outside the catalog's file roots" in sneaky.errors[0]["message"]
+    assert sneaky.errors[0]["field"] == "spec.definition"

@@ -1,7 +1,6 @@
 """Entities are checked as Backstage checks them, with every problem named by its field."""
 
 import copy
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,9 @@ from catalog.validation import (
 )
 from portal.errors import ConfigurationError, FieldProblem, InvalidInput, NotFound
 
-REPO = Path(__file__).resolve().parents[2]
-# Read at import: the autouse fixture in conftest.py clears PAVED_* variables for each test.
-REFERENCE = Path(
-    os.environ.get("PAVED_BACKSTAGE_REFERENCE", REPO.parent / "shared" / "backstage-reference")
-)
+from conftest import BACKSTAGE_REFERENCE
+
+REFERENCE = BACKSTAGE_REFERENCE
 INVALID_EXAMPLE = "components/invalid-component.yaml"
 
 
@@ -96,7 +93,7 @@ def fields_of(entity: object) -> list[str]:
 
 
 def test_the_backstage_reference_examples_are_there() -> None:
-    assert (REFERENCE / "examples").is_dir(), f"set PAVED_BACKSTAGE_REFERENCE; {REFERENCE}"
+    assert (REFERENCE / "examples").is_dir(), f"set PAVED_CATALOG__BACKSTAGE_REFERENCE; {REFERENCE}"
     assert len(EXAMPLES) > 50
     assert len(TEMPLATES) >= 4
 
