@@ -16,6 +16,11 @@ tests/oidc/node_modules/.installed: tests/oidc/package.json tests/oidc/package-l
 	npm ci --prefix tests/oidc --no-audit --no-fund
 	@touch $@
 
+## Backstage's own catalog client (npm) drives the catalog API in the tests.
+tests/catalog_client/node_modules/.installed: tests/catalog_client/package.json tests/catalog_client/package-lock.json
+	npm ci --prefix tests/catalog_client --no-audit --no-fund
+	@touch $@
+
 ## Browser tests drive Debian's Chromium; install it when missing and allowed to.
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
@@ -51,10 +56,10 @@ run: install
 
 ## Every test (SQLite). Browser tests drive $(CHROMIUM); PostgreSQL tests need
 ## PAVED_TEST_DATABASE_URL (see `make test-postgres`).
-test: install chromium tests/oidc/node_modules/.installed
+test: install chromium tests/oidc/node_modules/.installed tests/catalog_client/node_modules/.installed
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-test-postgres: install tests/oidc/node_modules/.installed
+test-postgres: install tests/oidc/node_modules/.installed tests/catalog_client/node_modules/.installed
 	PAVED_TEST_DATABASE_URL=$${PAVED_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
 		$(UV) run --frozen pytest -m postgres $(PYTEST_ARGS)
 

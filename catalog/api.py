@@ -142,6 +142,9 @@ def entity_by_name(kind: str, namespace: str, name: str, session: SessionDep) ->
 class EntityRefsIn(BaseModel):
     entityRefs: list[str] = Field(max_length=queries.MAX_LIMIT)  # noqa: N815
     fields: list[str] = Field(default_factory=list)
+    query: dict[str, Any] | None = Field(
+        None, description="A predicate the entities must also match; others come back null."
+    )
 
 
 class EntityRefsOut(BaseModel):
@@ -149,9 +152,15 @@ class EntityRefsOut(BaseModel):
 
 
 @router.post("/entities/by-refs", dependencies=[requires(actions.ENTITY_READ)])
-def entities_by_refs(body: EntityRefsIn, session: SessionDep) -> EntityRefsOut:
-    """The entities for ``entityRefs``, in the same order; null where there is none."""
-    found = service.entities_by_refs(session, body.entityRefs)
+def entities_by_refs(
+    body: EntityRefsIn,
+    session: SessionDep,
+    filter: FilterParam = [],  # noqa: B006
+) -> EntityRefsOut:
+    """The entities for ``entityRefs``, in the same order; null where there is none (or
+    where it does not match ``filter`` or ``query``)."""
+    matching = queries.Query(filter=queries.parse_filters(filter), predicate=body.query)
+    found = service.entities_by_refs(session, body.entityRefs, matching=queries.where(matching))
     rows = [row for row in found if row is not None]
     shaped = iter(_with_relations(session, rows, body.fields))
     return EntityRefsOut(items=[next(shaped) if row is not None else None for row in found])
@@ -215,7 +224,6 @@ def list_locations(session: SessionDep) -> list[LocationWrapped]:
 def add_location(
     body: LocationIn,
     request: Request,
-    response: Response,
     session: SessionDep,
     identity: Annotated[Identity, requires(actions.LOCATION_CREATE)],
     dryRun: bool = False,  # noqa: N803
@@ -229,8 +237,6 @@ def add_location(
         settings=_settings(request).catalog,
         dry_run=dryRun,
     )
-    if dryRun:
-        response.status_code = 200
     return LocationCreated(
         location=LocationOut.of(registered.location),
         entities=registered.entities,

@@ -206,10 +206,16 @@ def get_entity_by_uid(session: Session, uid: str) -> CatalogEntity:
     return entity
 
 
-def entities_by_refs(session: Session, refs: Sequence[str]) -> list[CatalogEntity | None]:
-    """The entities for ``refs`` in their order; None where the catalog has none."""
+def entities_by_refs(
+    session: Session, refs: Sequence[str], *, matching: Any = None
+) -> list[CatalogEntity | None]:
+    """The entities for ``refs`` in their order; None where the catalog has none (or where
+    it does not meet the ``matching`` clause)."""
     keys = [parse_ref(ref, field=f"entityRefs[{index}]").key for index, ref in enumerate(refs)]
-    rows = session.exec(select(CatalogEntity).where(col(CatalogEntity.ref).in_(set(keys)))).all()
+    statement = select(CatalogEntity).where(col(CatalogEntity.ref).in_(set(keys)))
+    if matching is not None:
+        statement = statement.where(matching)
+    rows = session.exec(statement).all()
     by_key = {row.ref: row for row in rows}
     return [by_key.get(key) for key in keys]
 

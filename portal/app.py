@@ -201,7 +201,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         watcher = PolicyWatcher(app.state.policy, app.state.policy_folders)
         watcher.start()
     if settings.tasks.in_process_worker:
-        worker = Worker(app.state.engine, list(app.state.task_handlers.values()), settings.tasks)
+        worker = Worker(
+            app.state.engine,
+            list(app.state.task_handlers.values()),
+            settings.tasks,
+            portal_settings=settings,
+        )
         worker.start()
         app.state.worker = worker
     try:

@@ -542,7 +542,12 @@ def worker(drain: bool) -> None:
     _require_head(engine)
     plugins = _discover_plugins(settings)
     _warn_unhealthy(plugins)
-    runner = Worker(engine, list(collect_task_handlers(plugins).values()), settings.tasks)
+    runner = Worker(
+        engine,
+        list(collect_task_handlers(plugins).values()),
+        settings.tasks,
+        portal_settings=settings,
+    )
 
     def stop(_signal: int, _frame: FrameType | None) -> None:
         runner.request_stop()

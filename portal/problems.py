@@ -33,9 +33,10 @@ BACKSTAGE_STYLE = "paved.backstage_statuses"
 
 
 def use_backstage_statuses(request: Request) -> None:
-    """A router dependency for Backstage-compatible APIs: invalid input is 400, as there.
+    """A router dependency for Backstage-compatible APIs: invalid input is 400, as there,
+    and errors say ``application/json`` (Backstage's clients read no other error body).
 
-    Paved answers invalid input with 422 elsewhere; Backstage's clients expect 400.
+    Paved answers invalid input with 422 and ``application/problem+json`` elsewhere.
     """
     request.state.error_style = BACKSTAGE_STYLE
 
@@ -54,7 +55,8 @@ def respond_with_problem(
     errors: list[FieldProblem] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
-    if status == 422 and getattr(request.state, "error_style", None) == BACKSTAGE_STYLE:
+    backstage_style = getattr(request.state, "error_style", None) == BACKSTAGE_STYLE
+    if status == 422 and backstage_style:
         status = 400
     body: dict[str, Any] = {
         "type": problem_type(slug),
@@ -73,7 +75,9 @@ def respond_with_problem(
     shell: Shell | None = getattr(request.app.state, "shell", None)
     if shell is not None and wants_html(request):
         return shell.render(request, "error.html", {"problem": body}, status_code=status)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    # Backstage's clients read an error's body only when it says application/json.
+    media_type = "application/json" if backstage_style else PROBLEM_MEDIA_TYPE
+    return JSONResponse(body, status_code=status, media_type=media_type)
 
 
 def sign_in_url(request: Request) -> str:

@@ -28,7 +28,7 @@ from sqlmodel import Session, col
 
 from portal.db import utcnow
 from portal.models import Task, TaskLog, TaskStatus
-from portal.settings import TaskSettings
+from portal.settings import Settings, TaskSettings
 from portal.tasks import TaskCancelled, TaskHandler
 
 log = logging.getLogger("paved.tasks")
@@ -40,6 +40,8 @@ class TaskContext:
     def __init__(self, engine: Engine, task: Task, worker: Worker) -> None:
         assert task.id is not None
         self.engine = engine
+        # The portal's settings (None only for a worker built without them, as in tests).
+        self.settings: Settings | None = worker.portal_settings
         self.task_id: int = task.id
         self.params: dict[str, Any] = dict(task.params)
         self.attempt = task.attempts
@@ -91,10 +93,13 @@ class Worker:
         settings: TaskSettings,
         *,
         worker_id: str | None = None,
+        portal_settings: Settings | None = None,
     ) -> None:
         self.engine = engine
         self.handlers = {handler.kind: handler for handler in handlers}
         self.settings = settings
+        # The whole portal's settings, for handlers that need more than the task settings.
+        self.portal_settings = portal_settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
