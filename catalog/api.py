@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 from sqlmodel import Session
 
 from catalog import actions, queries, service
@@ -47,7 +47,17 @@ def _with_relations(session: Session, rows: list[Any], fields: list[str]) -> lis
     ]
 
 
-class PageInfo(BaseModel):
+class Compact(BaseModel):
+    """A shape whose missing (None) fields are left out, as Backstage's schemas want."""
+
+    @model_serializer(mode="wrap")
+    def _without_missing(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+
+class PageInfo(Compact):
+    """Cursors to the pages around this one."""
+
     nextCursor: str | None = None  # noqa: N815 (Backstage's field names)
     prevCursor: str | None = None  # noqa: N815
 
@@ -205,7 +215,7 @@ class LocationWrapped(BaseModel):
     data: LocationOut
 
 
-class LocationCreated(BaseModel):
+class LocationCreated(Compact):
     location: LocationOut
     entities: list[dict[str, Any]]
     exists: bool | None = None
@@ -372,8 +382,8 @@ class LocationsQueryIn(BaseModel):
     query: dict[str, Any] | None = None
 
 
-class LocationsPageInfo(BaseModel):
-    nextCursor: str | None = None  # noqa: N815
+class LocationsPageInfo(PageInfo):
+    pass
 
 
 class LocationsPage(BaseModel):

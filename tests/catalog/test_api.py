@@ -304,7 +304,7 @@ def test_locations_by_query_update_analyze_and_validate(
     assert [item["id"] for item in found["items"]] == [location_id]
     assert found["totalItems"] == 1
     none = client.post(f"{BASE}/locations/by-query", json={"query": {"type": "url"}}).json()
-    assert none == {"items": [], "totalItems": 0, "pageInfo": {"nextCursor": None}}
+    assert none == {"items": [], "totalItems": 0, "pageInfo": {}}
 
     moved = client.put(
         f"{BASE}/locations/{location_id}", json={"type": "file", "target": str(roots / "b.yaml")}
