@@ -336,3 +336,61 @@ def test_placeholders_read_files_beside_the_entity_under_the_same_rules(
     assert sneaky.body["spec"]["definition"] == {"$text": "../secret.txt"}
     assert "outside the catalog's file roots" in sneaky.errors[0]["message"]
     assert sneaky.errors[0]["field"] == "spec.definition"
+
+
+def test_url_locations_are_read_only_from_allowed_hosts(engine: Engine, settings: Settings) -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, RedirectResponse
+    from starlette.routing import Route
+
+    from processes import serve_in_thread
+
+    files = {
+        "/repo/catalog-info.yaml": location_yaml_for("./services.yaml"),
+        "/repo/services.yaml": component("scorer"),
+    }
+    requested: list[str] = []
+
+    async def serve(request: Request) -> PlainTextResponse | RedirectResponse:
+        requested.append(request.url.path)
+        if request.url.path == "/redirect.yaml":
+            return RedirectResponse("http://example.invalid/catalog-info.yaml")
+        if request.url.path not in files:
+            return PlainTextResponse("not here", status_code=404)
+        return PlainTextResponse(files[request.url.path])
+
+    app = Starlette(routes=[Route("/{path:path}", serve)])
+    with serve_in_thread(app) as base:
+        allowed = settings.catalog.model_copy(update={"url_hosts": ["127.0.0.1"]})
+        with Session(engine) as session:
+            registered = service.add_location(
+                session, "url", f"{base}/repo/catalog-info.yaml", by="t", settings=allowed
+            )
+            session.commit()
+        assert registered.problems == []
+        assert "component:default/scorer" in entities(engine)
+        assert requested == ["/repo/catalog-info.yaml", "/repo/services.yaml"]
+
+        requested.clear()
+        with Session(engine) as session, pytest.raises(InvalidInput) as refused:
+            service.add_location(
+                session, "url", f"{base}/repo/services.yaml", by="t", settings=settings.catalog
+            )
+        assert "127.0.0.1 is not a host the catalog may read from" in str(refused.value)
+        with Session(engine) as session, pytest.raises(InvalidInput) as redirected:
+            service.add_location(session, "url", f"{base}/redirect.yaml", by="t", settings=allowed)
+        assert "answered 307" in str(redirected.value)
+    assert requested == ["/redirect.yaml"]  # the refused host was never asked; no redirect followed
+
+
+def location_yaml_for(target: str) -> str:
+    return dedent(
+        f"""\
+        apiVersion: backstage.io/v1alpha1
+        kind: Location
+        metadata:
+          name: remote
+        spec:
+          targets: [{target}]"""
+    )
