@@ -394,3 +394,34 @@ def location_yaml_for(target: str) -> str:
         spec:
           targets: [{target}]"""
     )
+
+
+def test_a_file_too_large_or_full_of_aliases_is_refused_with_the_limit_named(
+    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+) -> None:
+    small = catalog_settings.model_copy(update={"max_file_bytes": 2048})
+    big = write(roots / "big.yaml", component("scorer", description="x" * 4000))
+    with Session(engine) as session, pytest.raises(InvalidInput) as refused:
+        service.add_location(session, "file", str(big), by="t", settings=small)
+    problem = refused.value.errors[0]
+    assert (problem.field, problem.expected) == (
+        "target",
+        "at most 2,048 bytes (catalog.max_file_bytes)",
+    )
+    bomb = "\n".join(
+        ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+        + [
+            f"l{i}: &l{i} [" + ", ".join([f"*{'a' if i == 0 else f'l{i - 1}'}"] * 9) + "]"
+            for i in range(20)
+        ]
+    )
+    with Session(engine) as session, pytest.raises(InvalidInput) as exploded:
+        service.add_location(
+            session,
+            "file",
+            str(write(roots / "bomb.yaml", bomb)),
+            by="t",
+            settings=catalog_settings,
+        )
+    assert "aliases" in exploded.value.errors[0].message
+    assert entities(engine) == {}
