@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
-from catalog import api, service
+from catalog import api, pages, refresh, service
 from catalog.actions import CATALOG_ACTIONS
-from portal import Action, Settings, hookimpl
+from portal import Action, NavItem, Settings, TaskHandler, hookimpl
 
 
 @hookimpl
@@ -17,9 +17,34 @@ def paved_actions() -> list[Action]:
 
 @hookimpl
 def paved_routes() -> list[APIRouter]:
-    return [api.router]
+    return [api.router, pages.router]
+
+
+@hookimpl
+def paved_nav_items() -> list[NavItem]:
+    return [NavItem("Catalog", "/catalog", order=10)]
 
 
 @hookimpl
 def paved_demo_data(session: Session, settings: Settings) -> None:
     service.register_demo(session, settings.catalog)
+
+
+@hookimpl
+def paved_task_handlers() -> list[TaskHandler]:
+    return [refresh.HANDLER]
+
+
+@hookimpl
+def paved_startup(app: FastAPI, settings: Settings) -> None:
+    """Queue a refresh of every location each ``catalog.refresh_interval`` seconds."""
+    scheduler = refresh.RefreshScheduler(app.state.engine, settings.catalog.refresh_interval)
+    scheduler.start()
+    app.state.catalog_refresh = scheduler
+
+
+@hookimpl
+def paved_shutdown(app: FastAPI) -> None:
+    scheduler: refresh.RefreshScheduler | None = getattr(app.state, "catalog_refresh", None)
+    if scheduler is not None:
+        scheduler.stop()

@@ -363,19 +363,21 @@ def facet_counts(
         lowered = key.lower()
         others = replace(query, filter=_without_key(query.filter, lowered))
         matching = where(others)
-        statement: Select[Any]
+        statement: Any  # three shapes of one two-column select
         if lowered.startswith("relations."):
             # Aliased: the filter's EXISTS subqueries on these tables must not correlate
             # with the rows being counted.
             relation = aliased(CatalogRelation)
             statement = (
-                select(relation.target_key, func.count(func.distinct(relation.source_key)))
-                .where(
-                    func.lower(relation.type) == lowered.removeprefix("relations."),
-                    relation.source_key.in_(select(col(CatalogEntity.ref)).where(matching)),
+                select(
+                    col(relation.target_key), func.count(func.distinct(col(relation.source_key)))
                 )
-                .group_by(relation.target_key)
-                .order_by(relation.target_key)
+                .where(
+                    func.lower(col(relation.type)) == lowered.removeprefix("relations."),
+                    col(relation.source_key).in_(select(col(CatalogEntity.ref)).where(matching)),
+                )
+                .group_by(col(relation.target_key))
+                .order_by(col(relation.target_key))
             )
         elif lowered in COLUMN_KEYS:
             column = col(COLUMN_KEYS[lowered])
@@ -389,14 +391,14 @@ def facet_counts(
         else:
             row = aliased(CatalogSearch)
             statement = (
-                select(row.value, func.count(func.distinct(row.entity_uid)))
+                select(col(row.value), func.count(func.distinct(col(row.entity_uid))))
                 .where(
-                    row.key == lowered,
-                    row.value.is_not(None),
-                    row.entity_uid.in_(select(col(CatalogEntity.uid)).where(matching)),
+                    col(row.key) == lowered,
+                    col(row.value).is_not(None),
+                    col(row.entity_uid).in_(select(col(CatalogEntity.uid)).where(matching)),
                 )
-                .group_by(row.value)
-                .order_by(row.value)
+                .group_by(col(row.value))
+                .order_by(col(row.value))
             )
         counted[key] = [(str(value), int(count)) for value, count in session.execute(statement)]
     return counted

@@ -81,3 +81,41 @@ def test_the_scheduler_queues_a_refresh_every_interval(engine: Engine) -> None:
     with Session(engine) as session:
         # The first is still waiting for a worker, so no second one was queued.
         assert len(session.exec(select(Task).where(col(Task.kind) == refresh.KIND)).all()) == 1
+
+
+def test_a_running_portal_refreshes_its_catalog_on_the_interval(
+    working_settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from portal.app import create_app
+    from portal.plugins import Plugins
+
+    settings = working_settings.model_copy(
+        update={
+            "catalog": working_settings.catalog.model_copy(
+                update={"file_roots": [tmp_path], "refresh_interval": 0.1}
+            )
+        }
+    )
+    file = tmp_path / "catalog-info.yaml"
+    file.write_text(COMPONENT.format(description="first"))
+    with Session(engine) as session:
+        service.add_location(session, "file", str(file), by="t", settings=settings.catalog)
+        session.commit()
+    file.write_text(COMPONENT.format(description="changed on disk"))
+
+    def described() -> str:
+        with Session(engine) as session:
+            entity = service.get_entity(session, parse_ref("component:scorer"))
+            return str(entity.body["metadata"]["description"])
+
+    with TestClient(create_app(settings, plugins=Plugins.discover(), engine=engine)):
+        wait_for(lambda: described() == "changed on disk", timeout=10)
+    with Session(engine) as session:
+        done = session.exec(
+            select(Task).where(
+                col(Task.kind) == refresh.KIND, col(Task.status) == TaskStatus.SUCCEEDED
+            )
+        ).all()
+    assert done
