@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 from sqlmodel import Session
 
-from catalog import actions, queries, service
+from catalog import actions, queries, service, validation
 from catalog.models import CatalogLocation
 from catalog.refs import EntityRef
 from portal import Identity, requires
@@ -454,3 +454,10 @@ def validate_entity(body: ValidateIn, request: Request) -> Response:
             ]
         },
     )
+
+
+@router.get("/schemas/{kind}", dependencies=[requires(actions.ENTITY_READ)])
+def kind_schema(kind: str) -> dict[str, Any]:
+    """The JSON schema of one of Paved's own kinds (``Model``, ``Dataset``), for editors
+    and CI checks of ``catalog-info.yaml`` files."""
+    return validation.kind_schema(kind)

@@ -355,3 +355,10 @@ def yaml_entity(template: str, name: str) -> dict:  # type: ignore[type-arg]
     import yaml
 
     return yaml.safe_load(template.format(name=name))  # type: ignore[no-any-return]
+
+
+def test_paved_kinds_publish_their_json_schemas(client: TestClient) -> None:
+    model = client.get(f"{BASE}/schemas/model").json()
+    assert "trainedOn" in model["properties"]["spec"]["properties"]
+    assert client.get(f"{BASE}/schemas/Dataset").status_code == 200
+    assert client.get(f"{BASE}/schemas/spaceship").status_code == 404
