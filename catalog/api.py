@@ -105,6 +105,9 @@ def query_entities(
     limit: Annotated[int, Query(ge=0, le=queries.MAX_LIMIT)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
     cursor: str | None = None,
+    totalItems: Annotated[  # noqa: N803
+        Literal["include", "exclude"], Query(description="`exclude` skips counting.")
+    ] = "include",
 ) -> EntitiesPage:
     """A page of entities with the total and cursors; a cursor carries the whole query."""
     if cursor:
@@ -118,7 +121,7 @@ def query_entities(
             limit=limit,
             offset=offset,
         )
-    page = queries.run(session, query)
+    page = queries.run(session, query, with_total=totalItems == "include")
     return EntitiesPage(
         items=_with_relations(session, page.rows, queries.parse_fields(fields)),
         totalItems=page.total,

@@ -250,15 +250,18 @@ def run(session: Session, query: Query, *, with_total: bool = True) -> Page:
         col(CatalogEntity.name_key).asc(),
     ]
     statement = statement.order_by(*orders, col(CatalogEntity.uid).asc())
-    statement = statement.offset(query.offset).limit(query.limit)
+    # One row more than asked: whether a next page exists, without counting.
+    statement = statement.offset(query.offset).limit(query.limit + 1)
     rows = list(session.execute(statement).scalars())
+    has_more = len(rows) > query.limit
+    rows = rows[: query.limit]
     total = (
         session.execute(select(func.count()).select_from(CatalogEntity).where(clause)).scalar_one()
         if with_total
-        else len(rows)
+        else query.offset + len(rows)  # a lower bound: the caller asked not to count
     )
     next_offset = query.offset + query.limit
-    next_cursor = encode_cursor(query, next_offset) if next_offset < total else None
+    next_cursor = encode_cursor(query, next_offset) if has_more else None
     prev_cursor = (
         encode_cursor(query, max(query.offset - query.limit, 0)) if query.offset > 0 else None
     )

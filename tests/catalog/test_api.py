@@ -118,6 +118,13 @@ def test_full_text_ordering_fields_and_cursor_paging(backend: str, catalog: Test
     assert len(seen) == ordered["totalItems"] == len(set(seen))
     assert seen == sorted(seen, reverse=True)
 
+    uncounted = catalog.get(
+        f"{BASE}/entities/by-query",
+        params={"filter": "kind=user", "limit": 5, "totalItems": "exclude"},
+    ).json()
+    assert len(uncounted["items"]) == 5
+    assert uncounted["pageInfo"]["nextCursor"]  # a next page, found without counting
+
     bad = catalog.get(f"{BASE}/entities/by-query", params={"cursor": "not-a-cursor"})
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["field"] == "cursor"
