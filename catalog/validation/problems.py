@@ -1,0 +1,127 @@
+"""JSON schemas as field problems: schemas written with a ``title`` that says, in words,
+what a field expects, and each error a schema finds turned into a :class:`FieldProblem`
+named by its field (``spec.targets[2]``), with how problems are ordered and values quoted."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
+
+from portal.errors import FieldProblem
+
+_PLACEHOLDERS = ("$text", "$json", "$yaml")
+
+STRING = {"type": "string", "title": "a string"}
+
+
+def text_schema(title: str = "a non-empty string") -> dict[str, Any]:
+    return {"type": "string", "minLength": 1, "title": title}
+
+
+def object_schema(required: Iterable[str] = (), /, **properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def schema_problems(validator: Validator, instance: Any, prefix: str = "") -> list[FieldProblem]:
+    problems = [
+        problem
+        for error in validator.iter_errors(instance)
+        # An unresolved placeholder ({$text: url}) stands for a value read later, as in Backstage.
+        if not _is_placeholder(error.instance)
+        for problem in _problems_from(error, prefix)
+    ]
+    return sorted(problems, key=field_order)
+
+
+def _problems_from(error: ValidationError, prefix: str) -> list[FieldProblem]:
+    where = join_field(prefix, _path(error.absolute_path))
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    value = error.instance
+    if error.validator == "required" and isinstance(value, Mapping):
+        properties = schema.get("properties", {})
+        return [
+            FieldProblem(join_field(where, name), "missing", _expected(properties.get(name, {})))
+            for name in schema.get("required", ())
+            if name not in value
+        ]
+    if error.validator == "type":
+        message = f"{show(value)} is not {_expected({'type': schema.get('type')})}"
+    elif error.validator == "enum":
+        message = f"{show(value)} is not one of {', '.join(map(str, schema['enum']))}"
+    elif error.validator == "const":
+        message = f"{show(value)} is not {show(schema['const'])}"
+    elif error.validator == "minLength" and value == "":
+        message = "empty"
+    else:
+        message = error.message
+    return [FieldProblem(where or "entity", message, _expected(schema))]
+
+
+_TYPE_TEXT = {"string": "a string", "array": "a list", "object": "an object", "null": "null"}
+_TYPE_TEXT |= {"boolean": "true or false", "integer": "a whole number", "number": "a number"}
+
+
+def _expected(schema: Mapping[str, Any]) -> str:
+    """What ``schema`` expects, in words: its title, or its type with its first example."""
+    if schema.get("title"):
+        return str(schema["title"])
+    if "enum" in schema:
+        return "one of " + ", ".join(str(value) for value in schema["enum"])
+    if "const" in schema:
+        return show(schema["const"])
+    types = schema.get("type")
+    names = [types] if isinstance(types, str) else list(types or [])
+    text = " or ".join(_TYPE_TEXT.get(name, name) for name in names) or "a value"
+    items = schema.get("items")
+    if names == ["string"] and schema.get("minLength", 0) >= 1:
+        text = "a non-empty string"
+    elif names == ["array"] and isinstance(items, Mapping):
+        text = f"a list, each item {_expected(items)}"
+    elif names == ["object"] and schema.get("required"):
+        text = f"an object with {', '.join(schema['required'])}"
+    examples = schema.get("examples")
+    if isinstance(examples, list) and examples:
+        example = examples[0]
+        text += f", e.g. {example if isinstance(example, str) else show(example)}"
+    return text
+
+
+def _is_placeholder(value: object) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and len(value) == 1
+        and next(iter(value)) in _PLACEHOLDERS
+        and isinstance(next(iter(value.values())), str)
+    )
+
+
+def _path(parts: Iterable[str | int]) -> str:
+    text = ""
+    for part in parts:
+        text = f"{text}[{part}]" if isinstance(part, int) else join_field(text, part)
+    return text
+
+
+def field_order(problem: FieldProblem) -> list[tuple[int, str]]:
+    """Problems in field order, list items by number: ``tags[2]`` before ``tags[10]``."""
+    parts = re.split(r"[.\[\]]+", problem.field)
+    return [(0, part.zfill(9)) if part.isdigit() else (1, part) for part in parts]
+
+
+def join_field(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix and name else prefix or name
+
+
+def names_any(problems: list[FieldProblem], fields: tuple[str, ...]) -> bool:
+    return any(problem.field in fields for problem in problems)
+
+
+def show(value: object) -> str:
+    """``value`` as JSON, cut short: how a bad value is quoted in a message."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
