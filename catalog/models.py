@@ -6,8 +6,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, String, Text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ColumnElement,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+)
+from sqlmodel import Field, Session, SQLModel, col, delete, select
 
 from portal.db import utcnow
 
@@ -39,7 +49,10 @@ class CatalogEntity(SQLModel, table=True):
 
     __tablename__ = "catalog_entity"
     __table_args__ = (
-        Index("ix_catalog_entity_kind_name", "kind_key", "name_key", "uid"),
+        # The default order (kind, namespace, name) and ordering by name read these in
+        # order: a page is a few index entries, however large the catalog.
+        Index("ix_catalog_entity_kind_order", "kind_key", "namespace_key", "name_key", "uid"),
+        Index("ix_catalog_entity_name_order", "name_key", "uid"),
         Index("ix_catalog_entity_location", "location_id"),
     )
 
@@ -87,11 +100,9 @@ class CatalogSearch(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    entity_uid: str = Field(
-        sa_column=Column(
-            String(36), ForeignKey("catalog_entity.uid", ondelete="CASCADE"), nullable=False
-        )
-    )
+    # No foreign key: checking one per row made a large ingestion three times slower.
+    # Rows go with their entity through delete_entities.
+    entity_uid: str = Field(max_length=36)
     key: str = Field(max_length=200)
     # None when the value is too long to search (the key still says the field exists).
     value: str | None = Field(default=None, max_length=SEARCH_VALUE_MAX)
@@ -114,12 +125,28 @@ class CatalogRelation(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    origin_uid: str = Field(
-        sa_column=Column(
-            String(36), ForeignKey("catalog_entity.uid", ondelete="CASCADE"), nullable=False
-        )
-    )
+    origin_uid: str = Field(max_length=36)  # no foreign key: see CatalogSearch.entity_uid
     source_key: str = Field(max_length=400)
     type: str = Field(max_length=50)
     target_key: str = Field(max_length=400)
     target_ref: str = Field(max_length=400)
+
+
+class CatalogState(SQLModel, table=True):
+    """One row: the catalog's generation, one higher after every transaction that changed
+    entities, their search rows or relations. Counts and facets are remembered per
+    generation (``catalog.generation``)."""
+
+    __tablename__ = "catalog_state"
+
+    id: int = Field(default=1, primary_key=True)
+    generation: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+def delete_entities(session: Session, where: ColumnElement[bool]) -> None:
+    """Delete the entities ``where`` holds for, with their search rows and relations: every
+    deletion of entities goes through here, as nothing in the database cascades it."""
+    uids = select(col(CatalogEntity.uid)).where(where)
+    session.execute(delete(CatalogSearch).where(col(CatalogSearch.entity_uid).in_(uids)))
+    session.execute(delete(CatalogRelation).where(col(CatalogRelation.origin_uid).in_(uids)))
+    session.execute(delete(CatalogEntity).where(where))

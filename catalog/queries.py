@@ -20,6 +20,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 from sqlmodel import Session, col
 
+from catalog import generation
 from catalog.models import CatalogEntity, CatalogRelation, CatalogSearch
 from portal.errors import InvalidInput
 
@@ -59,6 +60,8 @@ class Query:
     offset: int = 0
     # A predicate query (POST by-query): {key: value}, {key: {$in|$exists}}, $all/$any/$not.
     predicate: Any = None
+    # The total counted for the first page, carried by the cursors to the next ones.
+    total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,10 @@ def where(query: Query) -> ColumnElement[bool]:
 
 
 def run(session: Session, query: Query, *, with_total: bool = True) -> Page:
-    """One page of entities for ``query``, its total, and the cursors around it."""
+    """One page of entities for ``query``, its total, and the cursors around it.
+
+    The total is counted once per catalog generation (a count costs time in proportion to
+    the entities matched) and travels in the cursors, as Backstage's do."""
     clause = where(query)
     statement: Select[Any] = select(CatalogEntity).where(clause)
     orders = [_order_expression(order) for order in query.order] or [
@@ -255,36 +261,55 @@ def run(session: Session, query: Query, *, with_total: bool = True) -> Page:
     rows = list(session.execute(statement).scalars())
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
-    total = (
-        session.execute(select(func.count()).select_from(CatalogEntity).where(clause)).scalar_one()
-        if with_total
-        else query.offset + len(rows)  # a lower bound: the caller asked not to count
-    )
-    next_offset = query.offset + query.limit
-    next_cursor = encode_cursor(query, next_offset) if has_more else None
+    if not with_total:
+        total = query.offset + len(rows)  # a lower bound: the caller asked not to count
+    elif query.total is not None:
+        total = query.total
+    else:
+        total = generation.remembered(
+            session,
+            ("count", _cache_key(query)),
+            lambda: int(
+                session.execute(
+                    select(func.count()).select_from(CatalogEntity).where(clause)
+                ).scalar_one()
+            ),
+        )
+    counted = replace(query, total=total if with_total else None)
+    next_cursor = encode_cursor(counted, query.offset + query.limit) if has_more else None
     prev_cursor = (
-        encode_cursor(query, max(query.offset - query.limit, 0)) if query.offset > 0 else None
+        encode_cursor(counted, max(query.offset - query.limit, 0)) if query.offset > 0 else None
     )
     return Page(rows, total, next_cursor, prev_cursor)
 
 
-def encode_cursor(query: Query, offset: int) -> str:
-    document = {
+def _document(query: Query) -> dict[str, Any]:
+    return {
         "f": [[[c.key, list(c.values)] for c in conditions] for conditions in query.filter],
         "o": [[o.field, o.ascending] for o in query.order],
         "t": query.full_text,
         "tf": list(query.full_text_fields),
-        "l": query.limit,
-        "s": offset,
         # Under this name so @backstage/catalog-client follows the cursor with a POST.
         "query": query.predicate,
     }
+
+
+def _cache_key(query: Query) -> str:
+    """What the entities ``query`` matches depend on: not its page, order or total."""
+    document = _document(query)
+    del document["o"]
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def encode_cursor(query: Query, offset: int) -> str:
+    document = {**_document(query), "l": query.limit, "s": offset, "n": query.total}
     return base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
 
 
 def decode_cursor(cursor: str) -> Query:
     try:
         document = json.loads(base64.b64decode(cursor.encode(), validate=True))
+        total = document.get("n")
         return Query(
             filter=tuple(
                 tuple(Condition(key, tuple(values)) for key, values in conditions)
@@ -296,6 +321,7 @@ def decode_cursor(cursor: str) -> Query:
             limit=int(document["l"]),
             offset=int(document["s"]),
             predicate=document.get("query"),
+            total=int(total) if total is not None else None,
         )
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise InvalidInput.for_field(
@@ -327,26 +353,18 @@ def parse_fields(raw: Sequence[str]) -> list[str]:
     return [field.strip() for text in raw for field in text.split(",") if field.strip()]
 
 
+# -- Facets -------------------------------------------------------------------------------
+
+
 def facets(session: Session, query: Query, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """For each key, the values the entities matching ``query`` have, with how many have
-    each, most frequent first (Backstage's ``entity-facets``: ``[{value, count}]``)."""
-    clause = where(query)
+    """For each key, the values the entities matching ``query`` have, as written, with how
+    many have each, most frequent first (Backstage's ``entity-facets``: ``[{value, count}]``)."""
     found: dict[str, list[dict[str, Any]]] = {}
     for key in keys:
-        column = col(CatalogSearch.original_value)
-        rows = session.execute(
-            select(column, func.count(func.distinct(col(CatalogSearch.entity_uid))))
-            .join(CatalogEntity, col(CatalogEntity.uid) == col(CatalogSearch.entity_uid))
-            .where(col(CatalogSearch.key) == key.lower(), column.is_not(None), clause)
-            .group_by(column)
-        )
-        counted = [{"value": value, "count": count} for value, count in rows]
-        counted.sort(key=lambda facet: (-facet["count"], facet["value"]))
-        found[key] = counted
+        counted = _counted(session, key.lower(), query, as_written=True)
+        counted.sort(key=lambda pair: (-pair[1], pair[0]))
+        found[key] = [{"value": value, "count": count} for value, count in counted]
     return found
-
-
-# -- Facets -------------------------------------------------------------------------------
 
 
 def facet_counts(
@@ -365,46 +383,44 @@ def facet_counts(
     for key in keys:
         lowered = key.lower()
         others = replace(query, filter=_without_key(query.filter, lowered))
-        matching = where(others)
+        counted[key] = _counted(session, lowered, others, as_written=False)
+    return counted
+
+
+def _counted(
+    session: Session, key: str, query: Query, *, as_written: bool
+) -> list[tuple[str, int]]:
+    """``[(value, entities with it)]`` for ``key`` among the entities matching ``query``,
+    sorted by value; remembered for the catalog's generation."""
+
+    def count() -> list[tuple[str, int]]:
+        matching = where(query)
         statement: Any  # three shapes of one two-column select
-        if lowered.startswith("relations."):
+        if key.startswith("relations."):
             # Aliased: the filter's EXISTS subqueries on these tables must not correlate
             # with the rows being counted.
             relation = aliased(CatalogRelation)
-            statement = (
-                select(
-                    col(relation.target_key), func.count(func.distinct(col(relation.source_key)))
-                )
-                .where(
-                    func.lower(col(relation.type)) == lowered.removeprefix("relations."),
-                    col(relation.source_key).in_(select(col(CatalogEntity.ref)).where(matching)),
-                )
-                .group_by(col(relation.target_key))
-                .order_by(col(relation.target_key))
+            value: Any = col(relation.target_ref if as_written else relation.target_key)
+            statement = select(value, func.count(func.distinct(col(relation.source_key)))).where(
+                func.lower(col(relation.type)) == key.removeprefix("relations."),
+                col(relation.source_key).in_(select(col(CatalogEntity.ref)).where(matching)),
             )
-        elif lowered in COLUMN_KEYS:
-            column = col(COLUMN_KEYS[lowered])
-            statement = (
-                select(column, func.count())
-                .select_from(CatalogEntity)
-                .where(matching)
-                .group_by(column)
-                .order_by(column)
-            )
+        elif key in COLUMN_KEYS and not as_written:
+            value = col(COLUMN_KEYS[key])
+            statement = select(value, func.count()).select_from(CatalogEntity).where(matching)
         else:
             row = aliased(CatalogSearch)
-            statement = (
-                select(col(row.value), func.count(func.distinct(col(row.entity_uid))))
-                .where(
-                    col(row.key) == lowered,
-                    col(row.value).is_not(None),
-                    col(row.entity_uid).in_(select(col(CatalogEntity.uid)).where(matching)),
-                )
-                .group_by(col(row.value))
-                .order_by(col(row.value))
+            value = col(row.original_value if as_written else row.value)
+            statement = select(value, func.count(func.distinct(col(row.entity_uid)))).where(
+                col(row.key) == key,
+                value.is_not(None),
+                col(row.entity_uid).in_(select(col(CatalogEntity.uid)).where(matching)),
             )
-        counted[key] = [(str(value), int(count)) for value, count in session.execute(statement)]
-    return counted
+        found = session.execute(statement.group_by(value).order_by(value))
+        return [(str(found_value), int(number)) for found_value, number in found]
+
+    cache_key = ("facet", key, as_written, _cache_key(query))
+    return generation.remembered(session, cache_key, count)
 
 
 def _without_key(filter_: Filter, key: str) -> Filter:

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, not_, or_, true
+from sqlalchemy import and_, false, func, not_, or_, true
 from sqlmodel import Session, col, select
 
 from catalog import ingestion, readers
 from catalog.ingestion import Outcome
-from catalog.models import CatalogEntity, CatalogLocation, CatalogRelation
+from catalog.models import CatalogEntity, CatalogLocation, CatalogRelation, delete_entities
 from catalog.readers import DEMO_DIR, Source
 from catalog.refs import EntityRef, parse_ref, ref_of
 from catalog.validation import validate_entity
@@ -93,7 +93,7 @@ def get_location(session: Session, location_id: str) -> CatalogLocation:
 def delete_location(session: Session, location_id: str) -> CatalogLocation:
     """Remove a location and every entity it emitted."""
     location = get_location(session, location_id)
-    session.execute(delete(CatalogEntity).where(col(CatalogEntity.location_id) == location.id))
+    delete_entities(session, col(CatalogEntity.location_id) == location.id)
     session.delete(location)
     session.flush()
     return location
@@ -223,8 +223,8 @@ def entities_by_refs(
 def delete_entity(session: Session, uid: str) -> CatalogEntity:
     """Remove one entity; its location emits it again on the next refresh unless changed."""
     entity = get_entity_by_uid(session, uid)
-    session.delete(entity)
-    session.flush()
+    delete_entities(session, col(CatalogEntity.uid) == uid)
+    session.expunge(entity)
     return entity
 
 

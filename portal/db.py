@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event, text
+from sqlalchemy import JSON, Table, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
@@ -65,6 +66,35 @@ def check_reachable(engine: Engine) -> None:
             f"cannot reach the database {shown}: {reason}; expected a running database "
             "that accepts this URL (setting database_url, PAVED_DATABASE_URL)"
         ) from None
+
+
+# The tables bulk_insert wrote in the session's transaction, for whoever needs to know at commit.
+WRITTEN_TABLES = "paved.written_tables"
+
+
+def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys) into ``table`` in the session's transaction:
+    with COPY on PostgreSQL, ten times faster than row by row; one executemany elsewhere."""
+    if not rows:
+        return
+    session.info.setdefault(WRITTEN_TABLES, set()).add(table.name)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), list(rows))
+        return
+    names = list(rows[0])
+    is_json = [isinstance(table.c[name].type, JSON) for name in names]
+    quote = connection.dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+    driver = connection.connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row[name]) if as_json and row[name] is not None else row[name]
+                    for name, as_json in zip(names, is_json, strict=True)
+                ]
+            )
 
 
 # What a request's transaction does at its end, registered by whoever needs it (the gate

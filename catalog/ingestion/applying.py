@@ -6,19 +6,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, delete, update
+from sqlmodel import Session, SQLModel, col, select
 
 from catalog.ingestion.reading import Emitted, Problem, Reading
 from catalog.ingestion.search import flatten, search_text
-from catalog.models import CatalogEntity, CatalogLocation, CatalogRelation, CatalogSearch
+from catalog.models import (
+    CatalogEntity,
+    CatalogLocation,
+    CatalogRelation,
+    CatalogSearch,
+    delete_entities,
+)
 from catalog.relations import relations_of
-from portal.db import utcnow
+from portal.db import bulk_insert, utcnow
 
 MANAGED_BY_LOCATION = "backstage.io/managed-by-location"
 MANAGED_BY_ORIGIN = "backstage.io/managed-by-origin-location"
@@ -94,7 +102,7 @@ def apply_reading(session: Session, location: CatalogLocation, reading: Reading)
         ):
             unchanged += 1
             continue
-        changed.append((row, emitted, row.uid if row is not None else str(uuid.uuid4())))
+        changed.append((row, emitted, row.uid if row is not None else time_ordered_uid()))
     _write(session, location, changed, errors_by_ref, now)
     added = sum(1 for row, _, _ in changed if row is None)
     updated = len(changed) - added
@@ -158,7 +166,7 @@ def _write(
     # Orphans of other locations with these refs are taken over: drop them first.
     taken_over = [emitted.ref.key for row, emitted, _ in changed if row is None]
     for chunk in _chunks(taken_over):
-        session.execute(delete(CatalogEntity).where(col(CatalogEntity.ref).in_(chunk)))
+        delete_entities(session, col(CatalogEntity.ref).in_(chunk))
     for row, emitted, uid in changed:
         body = _stored_body(emitted, uid, origin, errors_by_ref.get(emitted.ref.key, []))
         values = {
@@ -199,15 +207,17 @@ def _write(
     for chunk in _chunks(old):
         session.execute(delete(CatalogSearch).where(col(CatalogSearch.entity_uid).in_(chunk)))
         session.execute(delete(CatalogRelation).where(col(CatalogRelation.origin_uid).in_(chunk)))
-    for chunk in _chunks(new_rows):
-        session.execute(insert(CatalogEntity), chunk)
+    bulk_insert(session, _table(CatalogEntity), new_rows)
     if updates:
         for chunk in _chunks(updates):
             session.execute(update(CatalogEntity), chunk)
-    for chunk in _chunks(search_rows, 5 * CHUNK):
-        session.execute(insert(CatalogSearch), chunk)
-    for chunk in _chunks(relation_rows, 5 * CHUNK):
-        session.execute(insert(CatalogRelation), chunk)
+    # In index order: a big load then adds to a few index pages at a time instead of
+    # touching pages all over the index (with new uids after every existing one, the
+    # entity indexes grow at their end).
+    search_rows.sort(key=lambda r: (r["key"], r["value"] or ""))
+    bulk_insert(session, _table(CatalogSearch), search_rows)
+    relation_rows.sort(key=lambda r: (r["source_key"], r["type"]))
+    bulk_insert(session, _table(CatalogRelation), relation_rows)
     # The ORM's copies of these rows are stale now.
     session.expire_all()
 
@@ -249,6 +259,19 @@ def _set_status(row: CatalogEntity, errors: list[dict[str, Any]]) -> None:
     body = dict(row.body)
     body["status"] = _status(errors)
     row.body, row.errors = body, errors
+
+
+def time_ordered_uid() -> str:
+    """A UUID (version 7 layout: milliseconds since the epoch, then random bits), so new
+    entities sort after existing ones in every index on the uid."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10))
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
 
 
 def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:

@@ -120,7 +120,7 @@ def _read_source(source: Source, reading: Reading, settings: CatalogSettings) ->
     problems = reading.problems
     try:
         raw = readers.read(source, settings)
-        documents = list(yaml.load_all(raw, Loader=_SafeLoader))
+        documents = load_yaml_documents(raw)
     except InvalidInput as exc:
         reading.unreadable.add(source.key)
         problems.extend(_problems(source.key, exc))
@@ -204,7 +204,10 @@ def _read_placeholder(kind: str, target: Any, source: Source, settings: CatalogS
         if kind == "$json":
             return json.loads(text)
         if kind == "$yaml":
-            return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a SafeLoader subclass)
+            documents = load_yaml_documents(text.encode())
+            if len(documents) > 1:
+                raise yaml.YAMLError(f"{len(documents)} documents where one was expected")
+            return documents[0] if documents else None
     except (ValueError, yaml.YAMLError) as exc:
         raise InvalidInput.for_field(
             kind, f"not valid {kind[1:].upper()}: {_first_line(exc)}", kind[1:].upper()
@@ -240,6 +243,18 @@ def _ref_key_if_any(document: Mapping[str, Any]) -> str | None:
         return ref_of(document).key
     except (InvalidInput, AttributeError, TypeError, KeyError):
         return None
+
+
+def load_yaml_documents(raw: bytes) -> list[Any]:
+    """Every document in ``raw``, loaded safely. Without an anchor (no ``&`` anywhere) there
+    can be no alias, so libyaml's loader is safe and about ten times faster; otherwise the
+    guarded loader counts the aliases."""
+    if b"&" not in raw and _FastSafeLoader is not None:
+        return list(yaml.load_all(raw, Loader=_FastSafeLoader))
+    return list(yaml.load_all(raw, Loader=_SafeLoader))
+
+
+_FastSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
 
 
 class _SafeLoader(yaml.SafeLoader):

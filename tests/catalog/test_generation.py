@@ -1,0 +1,175 @@
+"""Counts and facets are remembered per catalog generation, and every change to the catalog,
+by any code on any replica, raises the generation so nothing stale is ever served."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from catalog import generation, service
+from catalog.models import CatalogEntity, CatalogLocation, CatalogRelation, CatalogSearch
+from portal.db import bulk_insert, create_database_engine
+from portal.models import Task
+from portal.settings import Settings
+
+from conftest import BOTH_BACKENDS
+
+BASE = "/api/catalog"
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    roots = tmp_path / "repos"
+    roots.mkdir()
+    return settings.model_copy(
+        update={"catalog": settings.catalog.model_copy(update={"file_roots": [roots]})}
+    )
+
+
+@pytest.fixture
+def catalog(client: TestClient, engine: Engine, settings: Settings) -> TestClient:
+    with Session(engine) as session:
+        service.register_demo(session, settings.catalog)
+        session.commit()
+    return client
+
+
+def models_total(client: TestClient) -> int:
+    found = client.get(f"{BASE}/entities/by-query", params={"filter": "kind=model"}).json()
+    return int(found["totalItems"])
+
+
+def kind_facet(client: TestClient) -> dict[str, int]:
+    facets = client.get(f"{BASE}/entity-facets", params={"facet": "kind"}).json()["facets"]
+    return {facet["value"]: facet["count"] for facet in facets["kind"]}
+
+
+def first_model_uid(engine: Engine) -> str:
+    with Session(engine) as session:
+        return session.exec(
+            select(CatalogEntity.uid).where(col(CatalogEntity.kind_key) == "model")
+        ).first()  # type: ignore[return-value]
+
+
+@BOTH_BACKENDS
+def test_counts_and_facets_follow_a_change_made_through_the_api(
+    backend: str, catalog: TestClient, engine: Engine
+) -> None:
+    before, facet_before = models_total(catalog), kind_facet(catalog)
+    assert before > 1
+    assert facet_before["Model"] == before
+    assert models_total(catalog) == before  # asked again: the same answer
+
+    deleted = catalog.delete(f"{BASE}/entities/by-uid/{first_model_uid(engine)}")
+
+    assert deleted.status_code == 204
+    assert models_total(catalog) == before - 1
+    assert kind_facet(catalog)["Model"] == before - 1
+
+
+@BOTH_BACKENDS
+def test_a_change_made_by_another_replica_is_seen_at_once(
+    backend: str, catalog: TestClient, engine: Engine, settings: Settings
+) -> None:
+    before = models_total(catalog)
+    other_replica = create_database_engine(settings)
+    try:
+        with Session(other_replica) as session:
+            session.delete(session.get(CatalogEntity, first_model_uid(engine)))
+            session.commit()
+    finally:
+        other_replica.dispose()
+
+    assert models_total(catalog) == before - 1
+
+
+@BOTH_BACKENDS
+def test_the_generation_rises_once_per_transaction_that_writes_the_catalog(
+    backend: str, engine: Engine, settings: Settings
+) -> None:
+    with Session(engine) as session:
+        start = generation.current(session)
+        service.register_demo(session, settings.catalog)  # many bulk writes, one commit
+        session.commit()
+        after_ingestion = generation.current(session)
+
+        session.add(
+            Task(kind="demo.task", title="not the catalog", created_by="test")
+        )  # not the catalog
+        session.commit()
+        session.exec(select(CatalogEntity)).first()  # reads only
+        session.commit()
+        unchanged = generation.current(session)
+
+        uid = first_model_uid(engine)
+        bulk_insert(
+            session,
+            CatalogSearch.__table__,  # type: ignore[attr-defined]
+            [{"entity_uid": uid, "key": "x", "value": "y", "original_value": "Y"}],
+        )
+        session.rollback()  # rolled back: nothing changed
+        after_rollback = generation.current(session)
+        bulk_insert(
+            session,
+            CatalogSearch.__table__,  # type: ignore[attr-defined]
+            [{"entity_uid": uid, "key": "x", "value": "y", "original_value": "Y"}],
+        )
+        session.commit()
+
+        assert after_ingestion == start + 1
+        assert unchanged == after_ingestion
+        assert after_rollback == after_ingestion
+        assert generation.current(session) == after_ingestion + 1
+
+
+def test_a_cursor_carries_the_total_of_the_first_page(catalog: TestClient) -> None:
+    first = catalog.get(f"{BASE}/entities/by-query", params={"limit": 5}).json()
+    second = catalog.get(
+        f"{BASE}/entities/by-query", params={"cursor": first["pageInfo"]["nextCursor"]}
+    ).json()
+
+    assert second["totalItems"] == first["totalItems"] > 5
+    assert second["pageInfo"]["prevCursor"]
+
+
+def stray_rows(session: Session) -> int:
+    """Search rows and relations whose entity is gone."""
+    uids = select(CatalogEntity.uid)
+    return len(
+        session.exec(
+            select(CatalogSearch.id).where(col(CatalogSearch.entity_uid).not_in(uids))
+        ).all()
+    ) + len(
+        session.exec(
+            select(CatalogRelation.id).where(col(CatalogRelation.origin_uid).not_in(uids))
+        ).all()
+    )
+
+
+@BOTH_BACKENDS
+def test_deleting_entities_takes_their_search_rows_and_relations(
+    backend: str, engine: Engine, settings: Settings
+) -> None:
+    with Session(engine) as session:
+        service.register_demo(session, settings.catalog)
+        session.commit()
+        model = session.exec(select(CatalogEntity).where(col(CatalogEntity.kind_key) == "model"))
+        uid = model.first().uid  # type: ignore[union-attr]
+        rows_of_model = session.exec(
+            select(CatalogSearch.id).where(col(CatalogSearch.entity_uid) == uid)
+        ).all()
+        assert rows_of_model
+
+        service.delete_entity(session, uid)
+        session.commit()
+        assert stray_rows(session) == 0
+
+        for location in session.exec(select(CatalogLocation)).all():
+            service.delete_location(session, location.id)
+        session.commit()
+        assert session.exec(select(CatalogSearch.id)).first() is None
+        assert session.exec(select(CatalogRelation.id)).first() is None
