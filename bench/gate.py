@@ -27,6 +27,7 @@ import httpx
 
 from portal.db import SessionDep
 from portal.models import TaskOut
+from portal.testing import wait_until_ready
 
 TARGET_OVERHEAD = 0.15
 
@@ -118,16 +119,7 @@ async def measure(args: argparse.Namespace) -> int:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the portal did not start")
-            time.sleep(0.1)
+        wait_until_ready(base, server)
         cookies = await sign_in_cookie(base)
         token = {"Authorization": f"Bearer {secret}"}
         # Each gated caller has an ungated twin sending the very same request (credentials

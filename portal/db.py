@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -70,29 +71,38 @@ def check_reachable(engine: Engine) -> None:
 
 # The tables bulk_insert wrote in the session's transaction, for whoever needs to know at commit.
 WRITTEN_TABLES = "paved.written_tables"
+BULK_CHUNK = 1000
 
 
-def bulk_insert(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys) into ``table`` in the session's transaction:
-    with COPY on PostgreSQL, ten times faster than row by row; one executemany elsewhere."""
-    if not rows:
-        return
+def bulk_insert(
+    session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (values in the order of ``columns``) into ``table`` in the session's
+    transaction: with COPY on PostgreSQL, ten times faster than row by row, taking in each
+    row as ``rows`` makes it; with executemany in chunks elsewhere."""
     session.info.setdefault(WRITTEN_TABLES, set()).add(table.name)
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        connection.execute(table.insert(), list(rows))
+        statement = table.insert()
+        names = list(columns)
+        remaining = iter(rows)
+        while chunk := list(itertools.islice(remaining, BULK_CHUNK)):
+            connection.execute(statement, [dict(zip(names, row, strict=True)) for row in chunk])
         return
-    names = list(rows[0])
-    is_json = [isinstance(table.c[name].type, JSON) for name in names]
+    is_json = [isinstance(table.c[name].type, JSON) for name in columns]
     quote = connection.dialect.identifier_preparer.quote
-    statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+    statement = f"COPY {quote(table.name)} ({', '.join(map(quote, columns))}) FROM STDIN"
     driver = connection.connection.driver_connection
     with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        if not any(is_json):
+            for row in rows:
+                copy.write_row(row)
+            return
         for row in rows:
             copy.write_row(
                 [
-                    json.dumps(row[name]) if as_json and row[name] is not None else row[name]
-                    for name, as_json in zip(names, is_json, strict=True)
+                    json.dumps(value) if as_json and value is not None else value
+                    for value, as_json in zip(row, is_json, strict=True)
                 ]
             )
 

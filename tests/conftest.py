@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from portal import schema
@@ -22,6 +21,7 @@ from portal.auth.tokens import issue_token
 from portal.db import create_database_engine
 from portal.plugins import Plugins
 from portal.settings import Settings, load_settings
+from portal.testing import scratch_postgres_database
 
 TESTS_DIR = Path(__file__).parent
 REPO_DIR = TESTS_DIR.parent
@@ -73,17 +73,8 @@ def _postgres_database() -> Iterator[str]:
         pytest.skip(
             f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
         )
-    name = f"paved_test_{uuid.uuid4().hex[:12]}"
-    admin_url = make_url(server).set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(server, "paved_test") as url:
+        yield url
 
 
 @pytest.fixture

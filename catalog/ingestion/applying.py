@@ -32,6 +32,8 @@ MANAGED_BY_LOCATION = "backstage.io/managed-by-location"
 MANAGED_BY_ORIGIN = "backstage.io/managed-by-origin-location"
 ORPHAN = "backstage.io/orphan"
 PROCESSING = "backstage.io/catalog-processing"
+SEARCH_COLUMNS = ("entity_uid", "key", "value", "original_value")
+RELATION_COLUMNS = ("origin_uid", "source_key", "type", "target_key", "target_ref")
 # Rows written per statement when many entities change at once.
 CHUNK = 500
 
@@ -161,8 +163,7 @@ def _write(
     origin = f"{location.type}:{location.target}"
     new_rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    search_rows: list[dict[str, Any]] = []
-    relation_rows: list[dict[str, Any]] = []
+    written: list[tuple[str, dict[str, Any], Emitted]] = []
     # Orphans of other locations with these refs are taken over: drop them first.
     taken_over = [emitted.ref.key for row, emitted, _ in changed if row is None]
     for chunk in _chunks(taken_over):
@@ -189,35 +190,30 @@ def _write(
             new_rows.append({**values, "created_at": now})
         else:
             updates.append(values)
-        search_rows.extend(
-            {"entity_uid": uid, "key": key, "value": value, "original_value": original}
-            for key, value, original in flatten(body)
-        )
-        relation_rows.extend(
-            {
-                "origin_uid": uid,
-                "source_key": relation.source.key,
-                "type": relation.type,
-                "target_key": relation.target.key,
-                "target_ref": str(relation.target),
-            }
-            for relation in relations_of(emitted.entity)
-        )
+        written.append((uid, body, emitted))
     old = [values["uid"] for values in updates]
     for chunk in _chunks(old):
         session.execute(delete(CatalogSearch).where(col(CatalogSearch.entity_uid).in_(chunk)))
         session.execute(delete(CatalogRelation).where(col(CatalogRelation.origin_uid).in_(chunk)))
-    bulk_insert(session, _table(CatalogEntity), new_rows)
+    if new_rows:
+        bulk_insert(session, _table(CatalogEntity), list(new_rows[0]), map(_values, new_rows))
     if updates:
         for chunk in _chunks(updates):
             session.execute(update(CatalogEntity), chunk)
-    # In index order: a big load then adds to a few index pages at a time instead of
-    # touching pages all over the index (with new uids after every existing one, the
-    # entity indexes grow at their end).
-    search_rows.sort(key=lambda r: (r["key"], r["value"] or ""))
-    bulk_insert(session, _table(CatalogSearch), search_rows)
-    relation_rows.sort(key=lambda r: (r["source_key"], r["type"]))
-    bulk_insert(session, _table(CatalogRelation), relation_rows)
+    # Search rows and relations are made as they are sent: the database takes in one
+    # while the next is being made.
+    search_rows = (
+        (uid, key, value, original)
+        for uid, body, _ in written
+        for key, value, original in flatten(body)
+    )
+    bulk_insert(session, _table(CatalogSearch), SEARCH_COLUMNS, search_rows)
+    relation_rows = (
+        (uid, relation.source.key, relation.type, relation.target.key, str(relation.target))
+        for uid, _, emitted in written
+        for relation in relations_of(emitted.entity)
+    )
+    bulk_insert(session, _table(CatalogRelation), RELATION_COLUMNS, relation_rows)
     # The ORM's copies of these rows are stale now.
     session.expire_all()
 
@@ -268,6 +264,10 @@ def time_ordered_uid() -> str:
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     return str(uuid.UUID(int=value))
+
+
+def _values(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row.values())
 
 
 def _table(model: type[SQLModel]) -> Table:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import fastjsonschema
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
@@ -28,6 +29,8 @@ def object_schema(required: Iterable[str] = (), /, **properties: dict[str, Any])
 
 
 def schema_problems(validator: Validator, instance: Any, prefix: str = "") -> list[FieldProblem]:
+    if _quick_check(validator)(instance):
+        return []
     problems = [
         problem
         for error in validator.iter_errors(instance)
@@ -36,6 +39,76 @@ def schema_problems(validator: Validator, instance: Any, prefix: str = "") -> li
         for problem in _problems_from(error, prefix)
     ]
     return sorted(problems, key=field_order)
+
+
+# -- The quick check -------------------------------------------------------------------------
+# jsonschema explains each error well but takes a quarter of a large ingestion's time; a
+# schema compiled by fastjsonschema says "valid" ten times faster. It decides alone only
+# when it says "valid" and the schema uses nothing but keywords both read the same way;
+# anything it refuses is checked again by jsonschema, which says why (or accepts it: a
+# "format" fastjsonschema checks and jsonschema does not, an integer written 1.0).
+
+_SCHEMA_KEYWORDS = frozenset(
+    ("properties", "patternProperties", "additionalProperties", "items", "not", "propertyNames")
+)
+_SCHEMA_LISTS = frozenset(("anyOf", "oneOf", "allOf"))
+_VALUE_KEYWORDS = frozenset(("enum", "const", "examples", "default", "required"))
+_PLAIN_KEYWORDS = frozenset(
+    (
+        "$schema", "$id", "title", "description", "type", "minLength", "maxLength", "pattern",
+        "minItems", "maxItems", "uniqueItems", "minimum", "maximum", "multipleOf",
+        "minProperties", "maxProperties", "format",
+    )
+)  # fmt: skip
+_quick_checks: dict[int, tuple[Validator, Callable[[Any], bool]]] = {}
+
+
+def _never(_instance: Any) -> bool:
+    return False
+
+
+def _quick_check(validator: Validator) -> Callable[[Any], bool]:
+    """The compiled check for ``validator``'s schema, or one that never says valid."""
+    known = _quick_checks.get(id(validator))
+    if known is not None and known[0] is validator:
+        return known[1]
+    schema = validator.schema
+    check = _never
+    if isinstance(schema, Mapping) and _is_plain(schema):
+        compiled = fastjsonschema.compile({k: v for k, v in schema.items() if k != "$schema"})
+
+        def check(instance: Any) -> bool:
+            try:
+                compiled(instance)
+            except fastjsonschema.JsonSchemaException:
+                return False
+            return True
+
+    _quick_checks[id(validator)] = (validator, check)
+    return check
+
+
+def _is_plain(schema: Any) -> bool:
+    """Only keywords that draft 7 and 2020-12 read the same way, all the way down."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, Mapping):
+        return False
+    for keyword, value in schema.items():
+        if keyword in _PLAIN_KEYWORDS or keyword in _VALUE_KEYWORDS:
+            continue
+        if keyword in ("properties", "patternProperties"):
+            if not (isinstance(value, Mapping) and all(map(_is_plain, value.values()))):
+                return False
+        elif keyword in _SCHEMA_KEYWORDS:
+            if not _is_plain(value):  # "items" as a list (a tuple) is not plain
+                return False
+        elif keyword in _SCHEMA_LISTS:
+            if not (isinstance(value, list) and all(map(_is_plain, value))):
+                return False
+        else:
+            return False
+    return True
 
 
 def _problems_from(error: ValidationError, prefix: str) -> list[FieldProblem]:

@@ -109,14 +109,16 @@ def test_the_generation_rises_once_per_transaction_that_writes_the_catalog(
         bulk_insert(
             session,
             CatalogSearch.__table__,  # type: ignore[attr-defined]
-            [{"entity_uid": uid, "key": "x", "value": "y", "original_value": "Y"}],
+            ("entity_uid", "key", "value", "original_value"),
+            [(uid, "x", "y", "Y")],
         )
         session.rollback()  # rolled back: nothing changed
         after_rollback = generation.current(session)
         bulk_insert(
             session,
             CatalogSearch.__table__,  # type: ignore[attr-defined]
-            [{"entity_uid": uid, "key": "x", "value": "y", "original_value": "Y"}],
+            ("entity_uid", "key", "value", "original_value"),
+            [(uid, "x", "y", "Y")],
         )
         session.commit()
 

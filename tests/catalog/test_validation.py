@@ -18,6 +18,8 @@ from catalog.validation import (
     unregister_kind,
     validate_entity,
 )
+from catalog.validation import problems as problems_module
+from catalog.validation.problems import schema_problems
 from portal.errors import ConfigurationError, FieldProblem, InvalidInput, NotFound
 
 from conftest import BACKSTAGE_REFERENCE
@@ -483,3 +485,58 @@ def test_a_plugin_kind_is_accepted_while_registered() -> None:
         unregister_kind("example.com/v1", "Pipeline")
     assert fields_of(entity | {"spec": {}}) == ["kind"]
     assert ("example.com/v1", "Pipeline") not in validation.KINDS
+
+
+SCHEMA_UNDER_TEST = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["count", "name"],
+    "additionalProperties": False,
+    "properties": {
+        "count": {"type": "integer", "minimum": 0},
+        "ratio": {"type": "number"},
+        "name": {"type": "string", "minLength": 1, "pattern": "^[a-z]+$"},
+        "flag": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "kind": {"enum": ["a", "b"]},
+        "either": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    },
+}
+INSTANCES = [
+    {"count": 1, "name": "ok"},
+    {"count": True, "name": "ok"},  # a boolean is not an integer
+    {"count": 1.0, "name": "ok"},  # an integer written 1.0: valid for 2020-12
+    {"count": -1, "name": "ok"},
+    {"count": 1, "name": ""},
+    {"count": 1, "name": "Upper"},
+    {"count": 1, "name": "ok", "ratio": False},
+    {"count": 1, "name": "ok", "flag": 0},
+    {"count": 1, "name": "ok", "tags": ["a", "a"]},
+    {"count": 1, "name": "ok", "tags": ["a", 1]},
+    {"count": 1, "name": "ok", "kind": "c"},
+    {"count": 1, "name": "ok", "either": 3},
+    {"count": 1, "name": "ok", "either": None},
+    {"count": 1, "name": "ok", "extra": 1},
+    {"name": "ok"},
+    [],
+    None,
+]
+
+
+@pytest.mark.parametrize("instance", INSTANCES, ids=range(len(INSTANCES)))
+def test_the_quick_check_never_accepts_what_jsonschema_refuses(instance: object) -> None:
+    validator = Draft202012Validator(SCHEMA_UNDER_TEST)
+    refused = any(True for _ in validator.iter_errors(instance))
+
+    assert (schema_problems(validator, instance) != []) == refused
+
+
+def test_a_schema_with_keywords_read_differently_by_the_drafts_gets_no_quick_check() -> None:
+    tuple_items = Draft202012Validator({"type": "array", "prefixItems": [{"type": "string"}]})
+    unknown = Draft202012Validator({"type": "object", "unevaluatedProperties": False})
+
+    assert schema_problems(tuple_items, [1]) != []
+    assert schema_problems(unknown, {"x": 1}) != []
+    assert not problems_module._is_plain(tuple_items.schema)
+    assert not problems_module._is_plain(unknown.schema)
+    assert problems_module._is_plain(SCHEMA_UNDER_TEST)
