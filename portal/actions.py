@@ -25,6 +25,12 @@ class Action:
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_read(self) -> bool:
+        """A ``.read`` action changes nothing, whatever the method that asks for it (a query
+        sent as a POST body): it is not audited."""
+        return self.name.endswith(".read")
+
 
 HOME_READ = Action("portal.home.read", "See the portal's home page")
 TASK_READ = Action("portal.task.read", "See tasks, their progress and their logs")

@@ -174,7 +174,8 @@ async def _guard(
     identity: Identity,
     target: Resource | None,
 ) -> None:
-    """Check CSRF and decide; a state-changing request's outcome is audited with its work."""
+    """Check CSRF and decide; a state-changing request's outcome is audited with its work
+    (a POST that only reads, such as a query in the body, changes nothing)."""
     request.state.action = action
     unsafe = request.method not in SAFE_METHODS
     if (
@@ -202,7 +203,7 @@ async def _guard(
             reasons=reasons,
             action=action.name,
         )
-    if unsafe:
+    if unsafe and not action.is_read:
         record = partial(_record, request, identity, action, target, reasons=decision.reasons)
         db.on_commit(session, partial(record, outcome="succeeded"))
         db.on_failure(session, lambda failed, exc: record(failed, outcome="failed", **_error(exc)))

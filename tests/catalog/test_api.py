@@ -186,6 +186,11 @@ def test_registering_a_location_dry_run_then_for_real_is_audited(
 
     assert client.delete(f"{BASE}/locations/{location['id']}").status_code == 204
     assert client.get(f"{BASE}/entities/by-name/component/default/scorer").status_code == 404
+    # Queries sent as a POST body read only: they are not audited.
+    by_refs = client.post(f"{BASE}/entities/by-refs", json={"entityRefs": ["group:default/x"]})
+    assert by_refs.status_code == 200
+    by_query = client.post(f"{BASE}/entities/by-query", json={"query": {"kind": "group"}})
+    assert by_query.status_code == 200
     with Session(engine) as session:
         events = session.exec(
             select(AuditEvent).where(col(AuditEvent.action).like("catalog.%"))
