@@ -3,18 +3,23 @@ catalog backend, so ``@backstage/catalog-client`` and existing scripts work unch
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
-from sqlmodel import Session
+from sqlalchemy import Text, cast, select
+from sqlmodel import Session, col
 
-from catalog import actions, queries, service, validation
-from catalog.models import CatalogLocation
-from catalog.refs import EntityRef
+from catalog import actions, generation, queries, service, validation
+from catalog.models import CatalogEntity, CatalogLocation
+from catalog.refs import EntityRef, parse_ref
 from portal import Identity, requires
-from portal.db import SessionDep
+from portal.db import SessionDep, read_only
+from portal.errors import NotFound
 from portal.problems import use_backstage_statuses
 from portal.settings import Settings
 
@@ -22,6 +27,7 @@ router = APIRouter(
     prefix="/api/catalog", tags=["catalog"], dependencies=[Depends(use_backstage_statuses)]
 )
 
+JSON_TYPE = "application/json"
 FilterParam = Annotated[
     list[str],
     Query(
@@ -45,6 +51,93 @@ def _with_relations(session: Session, rows: list[Any], fields: list[str]) -> lis
         queries.select_fields(service.as_api_entity(row, relations[row.ref]), fields)
         for row in rows
     ]
+
+
+# The stored body as JSON text: an entity is written out without parsing and re-encoding
+# it, and kept so, with its relations, for the catalog's generation (catalog.generation).
+BODY_TEXT = cast(col(CatalogEntity.body), Text).label("body_text")
+TEXT_COLUMNS = (col(CatalogEntity.ref), BODY_TEXT)
+REF_COLUMNS = (col(CatalogEntity.ref),)
+
+
+def entities_json(session: Session, ref_keys: Sequence[str]) -> dict[str, str | None]:
+    """Each entity's JSON as the API returns it, by lower-cased ref; None where there is
+    none. Remembered per catalog generation: asked again, no database work at all."""
+
+    def read(missing: list[str]) -> dict[Any, str | None]:
+        rows = session.execute(select(*TEXT_COLUMNS).where(col(CatalogEntity.ref).in_(missing)))
+        texts = {row.ref: row.body_text for row in rows}
+        relations = service.relations_by_source(session, list(texts))
+        return {
+            ("entity", ref): _with_relations_json(texts[ref], relations[ref])
+            if ref in texts
+            else None
+            for ref in missing
+        }
+
+    keys = [("entity", key) for key in ref_keys]
+    values = generation.remembered_many(
+        session, keys, lambda missing: read([key[1] for key in missing])
+    )
+    return {key[1]: value for key, value in values.items()}  # type: ignore[index]
+
+
+def _remembered_entities(session: Session, ref_keys: Sequence[str]) -> dict[str, Any] | None:
+    found = generation.peek(session, [("entity", key) for key in ref_keys])
+    return None if found is None else {key[1]: value for key, value in found.items()}  # type: ignore[index]
+
+
+def _page_from_memory(
+    session: Session, query: queries.Query, fields: list[str], *, total: bool
+) -> Response | None:
+    """The page as remembered, if all of it is: no trip to the thread pool or database."""
+    if fields:
+        return None
+    found = generation.peek(session, [_page_key(query, total)])
+    page = found[_page_key(query, total)] if found else None
+    texts = _remembered_entities(session, page.rows) if page else None
+    if page is None or texts is None:
+        return None
+    return _page_response([text for ref in page.rows if (text := texts[ref])], page)
+
+
+def _page_key(query: queries.Query, total: bool) -> tuple[str, str, bool]:
+    return ("page", queries.page_key(query), total)
+
+
+def _with_relations_json(body_text: str, relations: list[dict[str, Any]]) -> str:
+    head = body_text.rstrip()[:-1].rstrip()  # the object without its closing brace
+    separator = "," if head != "{" else ""
+    return f'{head}{separator}"relations":{json.dumps(relations, separators=(",", ":"))}}}'
+
+
+def _page_response(items: list[str], page: queries.Page) -> Response:
+    page_info = PageInfo(nextCursor=page.next_cursor, prevCursor=page.prev_cursor)
+    rest = json.dumps({"totalItems": page.total, "pageInfo": page_info.model_dump()})
+    return Response('{"items":[' + ",".join(items) + "]," + rest[1:], media_type=JSON_TYPE)
+
+
+def _entities_page(
+    session: Session, query: queries.Query, fields: list[str], *, total: bool
+) -> Any:
+    if fields:
+        page = queries.run(session, query, with_total=total)
+        return EntitiesPage(
+            items=_with_relations(session, page.rows, fields),
+            totalItems=page.total,
+            pageInfo=PageInfo(nextCursor=page.next_cursor, prevCursor=page.prev_cursor),
+        )
+    page = generation.remembered(
+        session,
+        _page_key(query, total),
+        lambda: _refs_only(queries.run(session, query, with_total=total, columns=REF_COLUMNS)),
+    )
+    found = entities_json(session, page.rows)
+    return _page_response([text for ref in page.rows if (text := found[ref])], page)
+
+
+def _refs_only(page: queries.Page) -> queries.Page:
+    return replace(page, rows=[row.ref for row in page.rows])
 
 
 class Compact(BaseModel):
@@ -92,8 +185,12 @@ def list_entities(
     return _with_relations(session, page.rows, queries.parse_fields(fields))
 
 
-@router.get("/entities/by-query", dependencies=[requires(actions.ENTITY_READ)])
-def query_entities(
+@router.get(
+    "/entities/by-query",
+    response_model=EntitiesPage,
+    dependencies=[requires(actions.ENTITY_READ)],
+)
+async def query_entities(
     session: SessionDep,
     filter: FilterParam = [],  # noqa: B006
     fields: FieldsParam = [],  # noqa: B006
@@ -108,7 +205,7 @@ def query_entities(
     totalItems: Annotated[  # noqa: N803
         Literal["include", "exclude"], Query(description="`exclude` skips counting.")
     ] = "include",
-) -> EntitiesPage:
+) -> Any:
     """A page of entities with the total and cursors; a cursor carries the whole query."""
     if cursor:
         query = queries.decode_cursor(cursor)
@@ -121,18 +218,23 @@ def query_entities(
             limit=limit,
             offset=offset,
         )
-    page = queries.run(session, query, with_total=totalItems == "include")
-    return EntitiesPage(
-        items=_with_relations(session, page.rows, queries.parse_fields(fields)),
-        totalItems=page.total,
-        pageInfo=PageInfo(nextCursor=page.next_cursor, prevCursor=page.prev_cursor),
+    picked = queries.parse_fields(fields)
+    counted = totalItems == "include"
+    remembered = _page_from_memory(session, query, picked, total=counted)
+    if remembered is not None:
+        return remembered
+    return await read_only(session, lambda: _entities_page(session, query, picked, total=counted))
+
+
+@router.get(
+    "/entities/by-uid/{uid}",
+    response_model=dict[str, Any],
+    dependencies=[requires(actions.ENTITY_READ)],
+)
+async def entity_by_uid(uid: str, session: SessionDep) -> Response:
+    return await read_only(
+        session, lambda: _one_entity(session, col(CatalogEntity.uid) == uid, f"with uid {uid}")
     )
-
-
-@router.get("/entities/by-uid/{uid}", dependencies=[requires(actions.ENTITY_READ)])
-def entity_by_uid(uid: str, session: SessionDep) -> dict[str, Any]:
-    row = service.get_entity_by_uid(session, uid)
-    return _with_relations(session, [row], [])[0]
 
 
 @router.delete(
@@ -145,11 +247,31 @@ def delete_entity(uid: str, session: SessionDep) -> Response:
 
 
 @router.get(
-    "/entities/by-name/{kind}/{namespace}/{name}", dependencies=[requires(actions.ENTITY_READ)]
+    "/entities/by-name/{kind}/{namespace}/{name}",
+    response_model=dict[str, Any],
+    dependencies=[requires(actions.ENTITY_READ)],
 )
-def entity_by_name(kind: str, namespace: str, name: str, session: SessionDep) -> dict[str, Any]:
-    row = service.get_entity(session, EntityRef(kind, namespace, name))
-    return _with_relations(session, [row], [])[0]
+async def entity_by_name(kind: str, namespace: str, name: str, session: SessionDep) -> Response:
+    ref = EntityRef(kind, namespace, name)
+    remembered = _remembered_entities(session, [ref.key])
+    if remembered is not None:
+        return _entity_answer(remembered[ref.key], str(ref))
+    return await read_only(session, lambda: _entity_response(session, ref.key, str(ref)))
+
+
+def _one_entity(session: Session, where: Any, named: str) -> Response:
+    ref = session.execute(select(*REF_COLUMNS).where(where)).scalar_one_or_none()
+    return _entity_response(session, ref, named)
+
+
+def _entity_response(session: Session, ref_key: str | None, named: str) -> Response:
+    return _entity_answer(entities_json(session, [ref_key])[ref_key] if ref_key else None, named)
+
+
+def _entity_answer(text: str | None, named: str) -> Response:
+    if text is None:
+        raise NotFound(f"there is no entity {named}")
+    return Response(text, media_type=JSON_TYPE)
 
 
 class EntityRefsIn(BaseModel):
@@ -164,19 +286,52 @@ class EntityRefsOut(BaseModel):
     items: list[dict[str, Any] | None]
 
 
-@router.post("/entities/by-refs", dependencies=[requires(actions.ENTITY_READ)])
-def entities_by_refs(
+@router.post(
+    "/entities/by-refs",
+    response_model=EntityRefsOut,
+    dependencies=[requires(actions.ENTITY_READ)],
+)
+async def entities_by_refs(
     body: EntityRefsIn,
     session: SessionDep,
     filter: FilterParam = [],  # noqa: B006
-) -> EntityRefsOut:
+) -> Any:
     """The entities for ``entityRefs``, in the same order; null where there is none (or
     where it does not match ``filter`` or ``query``)."""
-    matching = queries.Query(filter=queries.parse_filters(filter), predicate=body.query)
-    found = service.entities_by_refs(session, body.entityRefs, matching=queries.where(matching))
-    rows = [row for row in found if row is not None]
-    shaped = iter(_with_relations(session, rows, body.fields))
-    return EntityRefsOut(items=[next(shaped) if row is not None else None for row in found])
+    if not (filter or body.query or body.fields):
+        keys = [
+            parse_ref(ref, field=f"entityRefs[{index}]").key
+            for index, ref in enumerate(body.entityRefs)
+        ]
+        remembered = _remembered_entities(session, keys)
+        if remembered is not None:
+            return _refs_answer(keys, remembered)
+    return await read_only(session, lambda: _entities_by_refs(session, body, filter))
+
+
+def _entities_by_refs(session: Session, body: EntityRefsIn, filter: list[str]) -> Any:
+    matching = queries.where(
+        queries.Query(filter=queries.parse_filters(filter), predicate=body.query)
+    )
+    if body.fields:
+        found = service.entities_by_refs(session, body.entityRefs, matching=matching)
+        rows = [row for row in found if row is not None]
+        shaped = iter(_with_relations(session, rows, body.fields))
+        return EntityRefsOut(items=[next(shaped) if row is not None else None for row in found])
+    if filter or body.query:
+        found = service.entities_by_refs(session, body.entityRefs, matching=matching)
+        keys = [row.ref if row is not None else None for row in found]
+    else:
+        keys = [
+            parse_ref(ref, field=f"entityRefs[{index}]").key
+            for index, ref in enumerate(body.entityRefs)
+        ]
+    return _refs_answer(keys, entities_json(session, [key for key in keys if key]))
+
+
+def _refs_answer(keys: Sequence[str | None], texts: Mapping[str, str | None]) -> Response:
+    items = [(texts[key] if key else None) or "null" for key in keys]
+    return Response('{"items":[' + ",".join(items) + "]}", media_type=JSON_TYPE)
 
 
 class RefreshIn(BaseModel):
@@ -303,8 +458,12 @@ class PredicateQueryIn(BaseModel):
     query: dict[str, Any] | None = None
 
 
-@router.post("/entities/by-query", dependencies=[requires(actions.ENTITY_READ)])
-def query_entities_by_predicate(body: PredicateQueryIn, session: SessionDep) -> EntitiesPage:
+@router.post(
+    "/entities/by-query",
+    response_model=EntitiesPage,
+    dependencies=[requires(actions.ENTITY_READ)],
+)
+async def query_entities_by_predicate(body: PredicateQueryIn, session: SessionDep) -> Any:
     """Entities matching a predicate query (``$all``, ``$any``, ``$not``, ``$in``,
     ``$exists``), paged like the GET form; its cursors carry the predicate."""
     if body.cursor:
@@ -318,11 +477,12 @@ def query_entities_by_predicate(body: PredicateQueryIn, session: SessionDep) -> 
             offset=body.offset,
             predicate=body.query,
         )
-    page = queries.run(session, query, with_total=body.totalItems == "include")
-    return EntitiesPage(
-        items=_with_relations(session, page.rows, body.fields),
-        totalItems=page.total,
-        pageInfo=PageInfo(nextCursor=page.next_cursor, prevCursor=page.prev_cursor),
+    counted = body.totalItems == "include"
+    remembered = _page_from_memory(session, query, body.fields, total=counted)
+    if remembered is not None:
+        return remembered
+    return await read_only(
+        session, lambda: _entities_page(session, query, body.fields, total=counted)
     )
 
 
@@ -331,14 +491,23 @@ class FacetsOut(BaseModel):
 
 
 @router.get("/entity-facets", dependencies=[requires(actions.ENTITY_READ)])
-def entity_facets(
+async def entity_facets(
     session: SessionDep,
     facet: Annotated[list[str], Query(min_length=1, description="Dotted fields, repeatable.")],
     filter: FilterParam = [],  # noqa: B006
 ) -> FacetsOut:
     """For each facet, the values entities have and how many have each."""
     query = queries.Query(filter=queries.parse_filters(filter))
-    return FacetsOut(facets=queries.facets(session, query, facet))
+    return await _facets(session, query, facet)
+
+
+async def _facets(session: Session, query: queries.Query, keys: list[str]) -> FacetsOut:
+    remembered = generation.peek(
+        session, [queries.facet_key(key, query, as_written=True) for key in keys]
+    )
+    if remembered is not None:
+        return FacetsOut(facets=queries.facets_of(keys, query, remembered))
+    return await read_only(session, lambda: FacetsOut(facets=queries.facets(session, query, keys)))
 
 
 class FacetsIn(BaseModel):
@@ -347,9 +516,8 @@ class FacetsIn(BaseModel):
 
 
 @router.post("/entity-facets", dependencies=[requires(actions.ENTITY_READ)])
-def entity_facets_by_predicate(body: FacetsIn, session: SessionDep) -> FacetsOut:
-    query = queries.Query(predicate=body.query)
-    return FacetsOut(facets=queries.facets(session, query, body.facets))
+async def entity_facets_by_predicate(body: FacetsIn, session: SessionDep) -> FacetsOut:
+    return await _facets(session, queries.Query(predicate=body.query), body.facets)
 
 
 class AncestryItem(BaseModel):

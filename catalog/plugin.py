@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
-from catalog import api, pages, refresh, service
+from catalog import api, generation, pages, refresh, service
 from catalog.actions import CATALOG_ACTIONS
 from portal import Action, NavItem, Settings, TaskHandler, hookimpl
 
@@ -37,10 +37,12 @@ def paved_task_handlers() -> list[TaskHandler]:
 
 @hookimpl
 def paved_startup(app: FastAPI, settings: Settings) -> None:
-    """Queue a refresh of every location each ``catalog.refresh_interval`` seconds."""
+    """Queue a refresh of every location each ``catalog.refresh_interval`` seconds, and
+    watch the catalog's generation."""
     scheduler = refresh.RefreshScheduler(app.state.engine, settings.catalog.refresh_interval)
     scheduler.start()
     app.state.catalog_refresh = scheduler
+    generation.watch(app.state.engine)
 
 
 @hookimpl
@@ -48,3 +50,4 @@ def paved_shutdown(app: FastAPI) -> None:
     scheduler: refresh.RefreshScheduler | None = getattr(app.state, "catalog_refresh", None)
     if scheduler is not None:
         scheduler.stop()
+    generation.unwatch(app.state.engine)

@@ -66,7 +66,7 @@ class Query:
 
 @dataclass(frozen=True)
 class Page:
-    rows: list[CatalogEntity]
+    rows: list[Any]  # entities, or rows of the columns asked for
     total: int
     next_cursor: str | None
     prev_cursor: str | None
@@ -243,13 +243,17 @@ def where(query: Query) -> ColumnElement[bool]:
     return clause
 
 
-def run(session: Session, query: Query, *, with_total: bool = True) -> Page:
+def run(
+    session: Session, query: Query, *, with_total: bool = True, columns: Sequence[Any] = ()
+) -> Page:
     """One page of entities for ``query``, its total, and the cursors around it.
 
     The total is counted once per catalog generation (a count costs time in proportion to
-    the entities matched) and travels in the cursors, as Backstage's do."""
+    the entities matched) and travels in the cursors, as Backstage's do. The rows are
+    entities, or rows of ``columns`` when given."""
     clause = where(query)
-    statement: Select[Any] = select(CatalogEntity).where(clause)
+    statement: Select[Any] = select(*columns) if columns else select(CatalogEntity)
+    statement = statement.where(clause)
     orders = [_order_expression(order) for order in query.order] or [
         col(CatalogEntity.kind_key).asc(),
         col(CatalogEntity.namespace_key).asc(),
@@ -258,7 +262,8 @@ def run(session: Session, query: Query, *, with_total: bool = True) -> Page:
     statement = statement.order_by(*orders, col(CatalogEntity.uid).asc())
     # One row more than asked: whether a next page exists, without counting.
     statement = statement.offset(query.offset).limit(query.limit + 1)
-    rows = list(session.execute(statement).scalars())
+    found = session.execute(statement)
+    rows = list(found if columns else found.scalars())
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
     if not with_total:
@@ -298,6 +303,12 @@ def _cache_key(query: Query) -> str:
     """What the entities ``query`` matches depend on: not its page, order or total."""
     document = _document(query)
     del document["o"]
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def page_key(query: Query) -> str:
+    """Everything one page of ``query`` depends on."""
+    document = {**_document(query), "l": query.limit, "s": query.offset, "n": query.total}
     return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
@@ -359,11 +370,23 @@ def parse_fields(raw: Sequence[str]) -> list[str]:
 def facets(session: Session, query: Query, keys: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """For each key, the values the entities matching ``query`` have, as written, with how
     many have each, most frequent first (Backstage's ``entity-facets``: ``[{value, count}]``)."""
+    counted = {
+        facet_key(key, query, as_written=True): _counted(
+            session, key.lower(), query, as_written=True
+        )
+        for key in keys
+    }
+    return facets_of(keys, query, counted)
+
+
+def facets_of(
+    keys: Sequence[str], query: Query, counted: Mapping[Any, list[tuple[str, int]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Backstage's facets from the counts remembered by :func:`facet_key`."""
     found: dict[str, list[dict[str, Any]]] = {}
     for key in keys:
-        counted = _counted(session, key.lower(), query, as_written=True)
-        counted.sort(key=lambda pair: (-pair[1], pair[0]))
-        found[key] = [{"value": value, "count": count} for value, count in counted]
+        pairs = sorted(counted[facet_key(key, query, as_written=True)], key=lambda p: (-p[1], p[0]))
+        found[key] = [{"value": value, "count": count} for value, count in pairs]
     return found
 
 
@@ -419,8 +442,12 @@ def _counted(
         found = session.execute(statement.group_by(value).order_by(value))
         return [(str(found_value), int(number)) for found_value, number in found]
 
-    cache_key = ("facet", key, as_written, _cache_key(query))
-    return generation.remembered(session, cache_key, count)
+    return generation.remembered(session, facet_key(key, query, as_written=as_written), count)
+
+
+def facet_key(key: str, query: Query, *, as_written: bool) -> tuple[str, str, bool, str]:
+    """What a facet's counts are remembered by."""
+    return ("facet", key.lower(), as_written, _cache_key(query))
 
 
 def _without_key(filter_: Filter, key: str) -> Filter:

@@ -207,15 +207,17 @@ def get_entity_by_uid(session: Session, uid: str) -> CatalogEntity:
 
 
 def entities_by_refs(
-    session: Session, refs: Sequence[str], *, matching: Any = None
-) -> list[CatalogEntity | None]:
-    """The entities for ``refs`` in their order; None where the catalog has none (or where
-    it does not meet the ``matching`` clause)."""
+    session: Session, refs: Sequence[str], *, matching: Any = None, columns: Sequence[Any] = ()
+) -> list[Any]:
+    """The entities for ``refs`` in their order (or rows of ``columns``, one named ``ref``);
+    None where the catalog has none (or where it does not meet the ``matching`` clause)."""
     keys = [parse_ref(ref, field=f"entityRefs[{index}]").key for index, ref in enumerate(refs)]
-    statement = select(CatalogEntity).where(col(CatalogEntity.ref).in_(set(keys)))
+    statement: Any = select(*columns) if columns else select(CatalogEntity)
+    statement = statement.where(col(CatalogEntity.ref).in_(set(keys)))
     if matching is not None:
         statement = statement.where(matching)
-    rows = session.exec(statement).all()
+    found = session.execute(statement)
+    rows = list(found if columns else found.scalars())
     by_key = {row.ref: row for row in rows}
     return [by_key.get(key) for key in keys]
 

@@ -32,7 +32,7 @@ BACKSTAGE_NAMES = {
 BACKSTAGE_STYLE = "paved.backstage_statuses"
 
 
-def use_backstage_statuses(request: Request) -> None:
+async def use_backstage_statuses(request: Request) -> None:
     """A router dependency for Backstage-compatible APIs: invalid input is 400, as there,
     and errors say ``application/json`` (Backstage's clients read no other error body).
 

@@ -223,6 +223,7 @@ def _stored_body(
 ) -> dict[str, Any]:
     """The entity as the API returns it: uid, etag and the managed-by annotations added."""
     body: dict[str, Any] = json.loads(json.dumps(emitted.entity))
+    body.pop("relations", None)  # the catalog's own, added as it is read
     metadata = body.setdefault("metadata", {})
     metadata["uid"] = uid
     metadata["etag"] = hashlib.sha256(f"{uid}:{emitted.source_hash}".encode()).hexdigest()[:40]
