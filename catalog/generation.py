@@ -174,6 +174,13 @@ def _forget_generation(session: OrmSession, transaction: Any) -> None:
 # -- Noticing changes -----------------------------------------------------------------------
 
 
+def mark_changed(session: Session) -> None:
+    """Raise the generation when this transaction commits, as if it changed the catalog:
+    everything remembered is computed afresh (after a change made behind the portal's back,
+    such as a restore from a backup)."""
+    session.info[_CHANGED] = True
+
+
 def _touches_catalog(tables: set[str]) -> bool:
     return not tables.isdisjoint(CATALOG_TABLES)
 
