@@ -3,6 +3,7 @@ catalog backend, so ``@backstage/catalog-client`` and existing scripts work unch
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -19,7 +20,7 @@ from catalog.models import CatalogEntity, CatalogLocation
 from catalog.refs import EntityRef, parse_ref
 from portal import Identity, requires
 from portal.db import SessionDep, read_only
-from portal.errors import NotFound
+from portal.errors import InvalidInput, NotFound
 from portal.problems import use_backstage_statuses
 from portal.settings import Settings
 
@@ -79,12 +80,12 @@ def entities_json(session: Session, ref_keys: Sequence[str]) -> dict[str, str | 
     values = generation.remembered_many(
         session, keys, lambda missing: read([key[1] for key in missing])
     )
-    return {key[1]: value for key, value in values.items()}  # type: ignore[index]
+    return {key[1]: value for key, value in values.items()}
 
 
 def _remembered_entities(session: Session, ref_keys: Sequence[str]) -> dict[str, Any] | None:
     found = generation.peek(session, [("entity", key) for key in ref_keys])
-    return None if found is None else {key[1]: value for key, value in found.items()}  # type: ignore[index]
+    return None if found is None else {key[1]: value for key, value in found.items()}
 
 
 def _page_from_memory(
@@ -299,10 +300,7 @@ async def entities_by_refs(
     """The entities for ``entityRefs``, in the same order; null where there is none (or
     where it does not match ``filter`` or ``query``)."""
     if not (filter or body.query or body.fields):
-        keys = [
-            parse_ref(ref, field=f"entityRefs[{index}]").key
-            for index, ref in enumerate(body.entityRefs)
-        ]
+        keys = _ref_keys(body.entityRefs)
         remembered = _remembered_entities(session, keys)
         if remembered is not None:
             return _refs_answer(keys, remembered)
@@ -318,15 +316,30 @@ def _entities_by_refs(session: Session, body: EntityRefsIn, filter: list[str]) -
         rows = [row for row in found if row is not None]
         shaped = iter(_with_relations(session, rows, body.fields))
         return EntityRefsOut(items=[next(shaped) if row is not None else None for row in found])
+    keys: Sequence[str | None]
     if filter or body.query:
         found = service.entities_by_refs(session, body.entityRefs, matching=matching)
         keys = [row.ref if row is not None else None for row in found]
     else:
-        keys = [
-            parse_ref(ref, field=f"entityRefs[{index}]").key
-            for index, ref in enumerate(body.entityRefs)
-        ]
+        keys = _ref_keys(body.entityRefs)
     return _refs_answer(keys, entities_json(session, [key for key in keys if key]))
+
+
+def _ref_keys(refs: Sequence[str]) -> list[str]:
+    """The lower-cased key of each ref, or InvalidInput naming the first that is not one."""
+    keys = []
+    for index, ref in enumerate(refs):
+        key = _ref_key(ref)
+        keys.append(key if key is not None else parse_ref(ref, field=f"entityRefs[{index}]").key)
+    return keys
+
+
+@functools.lru_cache(maxsize=65536)
+def _ref_key(ref: str) -> str | None:
+    try:
+        return parse_ref(ref).key
+    except InvalidInput:
+        return None
 
 
 def _refs_answer(keys: Sequence[str | None], texts: Mapping[str, str | None]) -> Response:

@@ -23,7 +23,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import event, text, update
 from sqlalchemy.engine import Engine
@@ -37,8 +37,7 @@ from portal.db import READS_LATEST, WRITTEN_TABLES, base_engine
 log = logging.getLogger("paved.catalog")
 
 CATALOG_TABLES = frozenset(
-    table.__tablename__  # type: ignore[misc]
-    for table in (CatalogEntity, CatalogSearch, CatalogRelation)
+    table.__tablename__ for table in (CatalogEntity, CatalogSearch, CatalogRelation)
 )
 _CHANGED = "paved.catalog_changed"
 _GENERATION = "paved.catalog_generation"
@@ -46,11 +45,11 @@ _RAISED_TO = "paved.catalog_raised_to"
 CHANNEL = "paved_catalog_generation"
 HEARTBEAT_SECONDS = 5.0
 WAKE_SECONDS = 0.2  # how long stopping the watcher may take
-# What is remembered per engine, by size: counts, facets, pages of refs and entities' JSON.
-MAX_REMEMBERED_BYTES = 64 * 1024 * 1024
-_SMALL = 200  # the size counted for anything that is not text
+# What is remembered per engine, by size (catalog.remembered_mb sets it for the portal's).
+DEFAULT_REMEMBERED_BYTES = 64 * 1024 * 1024
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 def current(session: Session) -> int:
@@ -73,10 +72,11 @@ def current(session: Session) -> int:
 class _Memory:
     """A least-recently-used store of results, bounded by their size."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int) -> None:
         self.lock = threading.Lock()
         self.entries: OrderedDict[tuple[int, Hashable], tuple[Any, int]] = OrderedDict()
         self.size = 0
+        self.max_bytes = max_bytes
 
     def get(self, entry: tuple[int, Hashable]) -> tuple[bool, Any]:
         with self.lock:
@@ -87,14 +87,26 @@ class _Memory:
             return True, found[0]
 
     def put(self, entry: tuple[int, Hashable], value: Any) -> None:
-        size = len(value) if isinstance(value, str) else _SMALL
+        size = _size(value)
         with self.lock:
             previous = self.entries.pop(entry, None)
             self.size += size - (previous[1] if previous else 0)
             self.entries[entry] = (value, size)
-            while self.size > MAX_REMEMBERED_BYTES and self.entries:
+            while self.size > self.max_bytes and self.entries:
                 _, (_, dropped) = self.entries.popitem(last=False)
                 self.size -= dropped
+
+
+def _size(value: Any) -> int:
+    """Roughly the bytes ``value`` holds: text, a page of refs, a list of counts."""
+    if isinstance(value, str):
+        return 50 + len(value)
+    rows = getattr(value, "rows", None)
+    if isinstance(rows, list):
+        return 200 + sum(len(row) if isinstance(row, str) else 100 for row in rows)
+    if isinstance(value, list):
+        return 50 + 100 * len(value)
+    return 100
 
 
 _memories: weakref.WeakKeyDictionary[Engine, _Memory] = weakref.WeakKeyDictionary()
@@ -108,7 +120,12 @@ def _memory(session: Session) -> _Memory | None:
         return None
     engine = base_engine(session.get_bind())  # type: ignore[arg-type]
     with _memories_lock:
-        return _memories.setdefault(engine, _Memory())
+        memory = _memories.get(engine)
+        if memory is None:
+            watcher = _watchers.get(engine)
+            limit = watcher.remembered_bytes if watcher is not None else DEFAULT_REMEMBERED_BYTES
+            memory = _memories[engine] = _Memory(limit)
+        return memory
 
 
 def remembered(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
@@ -121,20 +138,18 @@ def remembered(session: Session, key: Hashable, compute: Callable[[], T]) -> T:
 
 
 def remembered_many(
-    session: Session,
-    keys: Sequence[Hashable],
-    compute: Callable[[list[Hashable]], Mapping[Hashable, T]],
-) -> dict[Hashable, T]:
+    session: Session, keys: Sequence[K], compute: Callable[[list[K]], Mapping[K, T]]
+) -> dict[K, T]:
     """The values for ``keys``: the ones remembered in this generation, and the others from
     one call of ``compute(missing_keys)``, which must give a value for each."""
     generation = current(session)
     memory = _memory(session)
-    found: dict[Hashable, T] = {}
-    missing: list[Hashable] = []
+    found: dict[K, T] = {}
+    missing: list[K] = []
     for key in keys:
         is_known, value = memory.get((generation, key)) if memory else (False, None)
         if is_known:
-            found[key] = value
+            found[key] = cast(T, value)
         else:
             missing.append(key)
     if missing:
@@ -146,17 +161,19 @@ def remembered_many(
     return found
 
 
-def peek(session: Session, keys: Sequence[Hashable]) -> dict[Hashable, Any] | None:
+def peek(session: Session, keys: Sequence[K]) -> dict[K, Any] | None:
     """The values remembered for ``keys``, or None unless every one is and the generation
     is known without asking the database: an answer with no database work at all, which
     can be given on the event loop."""
     reads_latest = not session.in_transaction() or session.info.get(READS_LATEST)
     watcher = _watchers.get(base_engine(session.get_bind()))  # type: ignore[arg-type]
     generation = watcher.generation() if watcher is not None and reads_latest else None
-    memory = _memory(session) if generation is not None else None
+    if generation is None:
+        return None
+    memory = _memory(session)
     if memory is None:
         return None
-    found: dict[Hashable, Any] = {}
+    found: dict[K, Any] = {}
     for key in keys:
         is_known, value = memory.get((generation, key))
         if not is_known:
@@ -243,11 +260,14 @@ def _forget(session: OrmSession) -> None:
 _watchers: weakref.WeakKeyDictionary[Engine, Watcher] = weakref.WeakKeyDictionary()
 
 
-def watch(engine: Engine) -> Watcher:
-    """Start knowing ``engine``'s generation without a query per request (portal start-up)."""
+def watch(engine: Engine, remembered_bytes: int = DEFAULT_REMEMBERED_BYTES) -> Watcher:
+    """Start knowing ``engine``'s generation without a query per request, and remember up
+    to ``remembered_bytes`` of results (portal start-up)."""
     watcher = _watchers.get(engine)
     if watcher is None:
-        watcher = _watchers[engine] = Watcher(engine)
+        watcher = _watchers[engine] = Watcher(engine, remembered_bytes)
+        with _memories_lock:
+            _memories.pop(engine, None)
         watcher.start()
     return watcher
 
@@ -261,8 +281,9 @@ def unwatch(engine: Engine) -> None:
 class Watcher:
     """An engine's catalog generation, kept known without a query per request."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, remembered_bytes: int = DEFAULT_REMEMBERED_BYTES) -> None:
         self.engine = engine
+        self.remembered_bytes = remembered_bytes
         self._lock = threading.Lock()
         self._known: int | None = None  # None: not known, read it from the database
         self._stopping = threading.Event()

@@ -42,7 +42,7 @@ def paved_startup(app: FastAPI, settings: Settings) -> None:
     scheduler = refresh.RefreshScheduler(app.state.engine, settings.catalog.refresh_interval)
     scheduler.start()
     app.state.catalog_refresh = scheduler
-    generation.watch(app.state.engine)
+    generation.watch(app.state.engine, settings.catalog.remembered_mb * 1024 * 1024)
 
 
 @hookimpl

@@ -96,9 +96,9 @@ def bulk_insert(
         return
     is_json = [isinstance(table.c[name].type, JSON) for name in columns]
     quote = connection.dialect.identifier_preparer.quote
-    statement = f"COPY {quote(table.name)} ({', '.join(map(quote, columns))}) FROM STDIN"
+    copy_sql = f"COPY {quote(table.name)} ({', '.join(map(quote, columns))}) FROM STDIN"
     driver = connection.connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+    with driver.cursor() as cursor, cursor.copy(copy_sql) as copy:  # type: ignore[union-attr]
         if not any(is_json):
             for row in rows:
                 copy.write_row(row)

@@ -251,6 +251,12 @@ class CatalogSettings(BaseModel):
     max_depth: int = Field(
         10, ge=1, description="How deep Location entities may point at further locations."
     )
+    remembered_mb: int = Field(
+        64,
+        ge=0,
+        description="Memory each portal process gives to entities, pages, counts and facets "
+        "remembered until the catalog next changes, in MiB; 0 remembers nothing.",
+    )
     backstage_reference: Path = Field(
         Path("../shared/backstage-reference"),
         description="Folder of Backstage's reference data (example catalog, schemas, OpenAPI "

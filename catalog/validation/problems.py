@@ -73,18 +73,23 @@ def _quick_check(validator: Validator) -> Callable[[Any], bool]:
     if known is not None and known[0] is validator:
         return known[1]
     schema = validator.schema
-    check = _never
+    check: Callable[[Any], bool] = _never
     if isinstance(schema, Mapping) and _is_plain(schema):
-        compiled = fastjsonschema.compile({k: v for k, v in schema.items() if k != "$schema"})
-
-        def check(instance: Any) -> bool:
-            try:
-                compiled(instance)
-            except fastjsonschema.JsonSchemaException:
-                return False
-            return True
-
+        check = _compiled({k: v for k, v in schema.items() if k != "$schema"})
     _quick_checks[id(validator)] = (validator, check)
+    return check
+
+
+def _compiled(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
+    compiled = fastjsonschema.compile(dict(schema))
+
+    def check(instance: Any) -> bool:
+        try:
+            compiled(instance)
+        except fastjsonschema.JsonSchemaException:
+            return False
+        return True
+
     return check
 
 

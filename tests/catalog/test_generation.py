@@ -248,3 +248,15 @@ def test_an_entity_or_page_asked_again_costs_no_database_work(
     assert first[0]["metadata"]["name"] == "fraud"
     assert len(first[1]["items"]) == 5
     assert checkouts == []
+
+
+def test_what_is_remembered_stays_within_its_memory_dropping_the_least_recently_used() -> None:
+    memory = generation._Memory(max_bytes=2000)
+    for number in range(100):
+        memory.put((1, number), "x" * 100)
+        memory.get((1, 0))  # kept in use
+
+    assert memory.size <= 2000
+    assert memory.get((1, 99)) == (True, "x" * 100)
+    assert memory.get((1, 0)) == (True, "x" * 100)
+    assert memory.get((1, 50)) == (False, None)
