@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import math
 import os
@@ -585,30 +584,49 @@ class Answer:
 
 
 class Client:
-    """HTTP/1.1 over one kept-alive connection, with the standard library's client: httpx
-    costs about 0.7 ms a request on this machine, which would be counted as the portal's."""
+    """HTTP/1.1 over one kept-alive socket, as lean as a load tool's client: the standard
+    library's http.client spends 0.1 to 0.2 ms a request parsing headers, and httpx about
+    0.7 ms, which would be counted as the portal's. Answers must carry Content-Length."""
 
     def __init__(self, base: str, headers: dict[str, str]) -> None:
-        self.connection = http.client.HTTPConnection(urllib.parse.urlsplit(base).netloc)
-        self.headers = headers
+        host, _, port = urllib.parse.urlsplit(base).netloc.partition(":")
+        self.host = host
+        self.socket = socket.create_connection((host, int(port or 80)))
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.headers = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        self.buffer = b""
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Answer:
         query = urllib.parse.urlencode(params or {}, doseq=True)
-        return self._send("GET", f"{path}?{query}" if query else path, None)
+        return self._send("GET", f"{path}?{query}" if query else path, b"")
 
     def post(self, path: str, json_body: Any) -> Answer:
-        return self._send("POST", path, json.dumps(json_body))
+        return self._send("POST", path, json.dumps(json_body).encode())
 
-    def _send(self, method: str, url: str, body: str | None) -> Answer:
-        headers = dict(self.headers)
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        self.connection.request(method, url, body=body, headers=headers)
-        response = self.connection.getresponse()
-        return Answer(method, url, response.status, response.read().decode())
+    def _send(self, method: str, url: str, body: bytes) -> Answer:
+        head = f"{method} {url} HTTP/1.1\r\nHost: {self.host}\r\n{self.headers}"
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.socket.sendall(head.encode() + b"\r\n" + body)
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._received()
+        response_head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = response_head.decode("latin-1").split("\r\n")
+        fields = dict(line.split(":", 1) for line in lines[1:])
+        length = int(next(v for k, v in fields.items() if k.lower() == "content-length"))
+        while len(rest) < length:
+            rest += self._received()
+        self.buffer = rest[length:]
+        return Answer(method, url, int(lines[0].split()[1]), rest[:length].decode())
+
+    def _received(self) -> bytes:
+        data = self.socket.recv(262144)
+        if not data:
+            raise ConnectionError("the portal closed the connection")
+        return data
 
     def close(self) -> None:
-        self.connection.close()
+        self.socket.close()
 
 
 Request = Callable[[Client, int], Answer]

@@ -15,7 +15,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz")
 @ungated
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The process is alive and serving."""
     return {"status": "ok"}
 
