@@ -94,15 +94,15 @@ class CatalogSearch(SQLModel, table=True):
     """
 
     __tablename__ = "catalog_search"
-    __table_args__ = (
-        Index("ix_catalog_search_key_value", "key", "value", "entity_uid"),
-        Index("ix_catalog_search_entity", "entity_uid"),
-    )
+    __table_args__ = (Index("ix_catalog_search_key_value", "key", "value", "entity_uid"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    # No foreign key: checking one per row made a large ingestion three times slower.
-    # Rows go with their entity through delete_entities.
-    entity_uid: str = Field(max_length=36)
+    # The key is the entity and the row's place among its rows: deleting an entity's rows
+    # reads the key's index, and a large ingestion maintains two indexes, not four (no
+    # sequence, no index of its own for entity_uid). No foreign key either: checking one
+    # per row made a large ingestion three times slower. Rows go with their entity through
+    # delete_entities.
+    entity_uid: str = Field(primary_key=True, max_length=36)
+    ordinal: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     key: str = Field(max_length=200)
     # None when the value is too long to search (the key still says the field exists).
     value: str | None = Field(default=None, max_length=SEARCH_VALUE_MAX)
@@ -118,14 +118,11 @@ class CatalogRelation(SQLModel, table=True):
     """
 
     __tablename__ = "catalog_relation"
-    __table_args__ = (
-        Index("ix_catalog_relation_source", "source_key", "type"),
-        Index("ix_catalog_relation_target", "target_key", "type"),
-        Index("ix_catalog_relation_origin", "origin_uid"),
-    )
+    __table_args__ = (Index("ix_catalog_relation_source", "source_key", "type"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    origin_uid: str = Field(max_length=36)  # no foreign key: see CatalogSearch.entity_uid
+    # Keyed like CatalogSearch: the entity whose spec implies it, and its place there.
+    origin_uid: str = Field(primary_key=True, max_length=36)
+    ordinal: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     source_key: str = Field(max_length=400)
     type: str = Field(max_length=50)
     target_key: str = Field(max_length=400)

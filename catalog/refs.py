@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import total_ordering
+from functools import cached_property, total_ordering
 from typing import Any
 
 from portal.errors import InvalidInput
@@ -34,12 +34,17 @@ class EntityRef:
     name: str
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The ref written out (computed once: a large ingestion asks millions of times)."""
         return f"{self.kind.lower()}:{self.namespace.lower()}/{self.name}"
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The ref lower-cased: what refs are compared, stored and looked up by."""
-        return str(self).lower()
+        return self.text.lower()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EntityRef):

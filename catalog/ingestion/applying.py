@@ -5,7 +5,6 @@ marked orphans, and an entity another location holds reported as a conflict."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 import uuid
@@ -27,13 +26,14 @@ from catalog.models import (
 )
 from catalog.relations import relations_of
 from portal.db import bulk_insert, utcnow
+from portal.memory import cycle_collection_paused
 
 MANAGED_BY_LOCATION = "backstage.io/managed-by-location"
 MANAGED_BY_ORIGIN = "backstage.io/managed-by-origin-location"
 ORPHAN = "backstage.io/orphan"
 PROCESSING = "backstage.io/catalog-processing"
-SEARCH_COLUMNS = ("entity_uid", "key", "value", "original_value")
-RELATION_COLUMNS = ("origin_uid", "source_key", "type", "target_key", "target_ref")
+SEARCH_COLUMNS = ("entity_uid", "ordinal", "key", "value", "original_value")
+RELATION_COLUMNS = ("origin_uid", "ordinal", "source_key", "type", "target_key", "target_ref")
 # Rows written per statement when many entities change at once.
 CHUNK = 500
 
@@ -50,6 +50,11 @@ class Outcome:
 
 
 def apply_reading(session: Session, location: CatalogLocation, reading: Reading) -> Outcome:
+    with cycle_collection_paused():
+        return _apply(session, location, reading)
+
+
+def _apply(session: Session, location: CatalogLocation, reading: Reading) -> Outcome:
     now = utcnow()
     problems = list(reading.problems)
     mine = {
@@ -203,15 +208,22 @@ def _write(
     # Search rows and relations are made as they are sent: the database takes in one
     # while the next is being made.
     search_rows = (
-        (uid, key, value, original)
+        (uid, ordinal, key, value, original)
         for uid, body, _ in written
-        for key, value, original in flatten(body)
+        for ordinal, (key, value, original) in enumerate(flatten(body))
     )
     bulk_insert(session, _table(CatalogSearch), SEARCH_COLUMNS, search_rows)
     relation_rows = (
-        (uid, relation.source.key, relation.type, relation.target.key, str(relation.target))
+        (
+            uid,
+            ordinal,
+            relation.source.key,
+            relation.type,
+            relation.target.key,
+            relation.target.text,
+        )
         for uid, _, emitted in written
-        for relation in relations_of(emitted.entity)
+        for ordinal, relation in enumerate(relations_of(emitted.entity))
     )
     bulk_insert(session, _table(CatalogRelation), RELATION_COLUMNS, relation_rows)
     # The ORM's copies of these rows are stale now.
@@ -222,9 +234,10 @@ def _stored_body(
     emitted: Emitted, uid: str, origin: str, errors: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The entity as the API returns it: uid, etag and the managed-by annotations added."""
-    body: dict[str, Any] = json.loads(json.dumps(emitted.entity))
-    body.pop("relations", None)  # the catalog's own, added as it is read
-    metadata = body.setdefault("metadata", {})
+    # A new envelope and metadata; the rest is shared with the reading, which no one changes.
+    # Relations are the catalog's own, added as the entity is read.
+    body = {key: value for key, value in emitted.entity.items() if key != "relations"}
+    metadata = body["metadata"] = dict(body.get("metadata") or {})
     metadata["uid"] = uid
     metadata["etag"] = hashlib.sha256(f"{uid}:{emitted.source_hash}".encode()).hexdigest()[:40]
     metadata["annotations"] = {

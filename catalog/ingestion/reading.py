@@ -17,6 +17,7 @@ from catalog.readers import Source
 from catalog.refs import EntityRef, ref_of
 from catalog.validation import validate_entity
 from portal.errors import FieldProblem, InvalidInput
+from portal.memory import cycle_collection_paused
 from portal.settings import CatalogSettings
 
 PLACEHOLDERS = ("$text", "$json", "$yaml")
@@ -65,6 +66,11 @@ class Reading:
 
 def read_tree(root: Source, settings: CatalogSettings) -> Reading:
     """Read ``root`` and every location its Location entities name."""
+    with cycle_collection_paused():
+        return _read_tree(root, settings)
+
+
+def _read_tree(root: Source, settings: CatalogSettings) -> Reading:
     generated = generated_location(root)
     reading = Reading(root=Emitted(generated, ref_of(generated), root, _digest(generated)))
     seen: set[str] = set()

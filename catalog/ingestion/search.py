@@ -10,7 +10,8 @@ from catalog.models import SEARCH_VALUE_MAX
 
 def flatten(body: Mapping[str, Any]) -> Iterator[tuple[str, str | None, str | None]]:
     """Every leaf of the entity as (key, lower-cased value, value as written), as Backstage's
-    search table holds them.
+    search table holds them (an object is found by its leaves: ``filter=spec.owner``, not
+    ``filter=spec``).
 
     Lists repeat their key; values longer than the index allows are kept as None (the key
     still says the field exists); ``metadata.uid``/``etag`` and ``status`` are not searched.
@@ -36,8 +37,6 @@ def flatten(body: Mapping[str, Any]) -> Iterator[tuple[str, str | None, str | No
 
 def _leaves(value: Any, prefix: str) -> Iterable[tuple[str, Any]]:
     if isinstance(value, Mapping):
-        if prefix:
-            yield prefix, None  # the object itself exists (`filter=spec.schema`)
         for key, inner in value.items():
             yield from _leaves(inner, f"{prefix}.{key}" if prefix else str(key))
     elif isinstance(value, list):

@@ -252,7 +252,7 @@ def test_predicate_queries_and_their_cursors(catalog: TestClient) -> None:
 
     exists = catalog.post(
         f"{BASE}/entities/by-query",
-        json={"query": {"kind": "dataset", "spec.schema": {"$exists": True}}},
+        json={"query": {"kind": "dataset", "spec.schema.fields.name": {"$exists": True}}},
     ).json()
     assert 0 < exists["totalItems"] < 8
     bad = catalog.post(f"{BASE}/entities/by-query", json={"query": {"$nope": []}})

@@ -122,16 +122,16 @@ def test_the_generation_rises_once_per_transaction_that_writes_the_catalog(
         bulk_insert(
             session,
             CatalogSearch.__table__,  # type: ignore[attr-defined]
-            ("entity_uid", "key", "value", "original_value"),
-            [(uid, "x", "y", "Y")],
+            ("entity_uid", "ordinal", "key", "value", "original_value"),
+            [(uid, 1000, "x", "y", "Y")],
         )
         session.rollback()  # rolled back: nothing changed
         after_rollback = generation.current(session)
         bulk_insert(
             session,
             CatalogSearch.__table__,  # type: ignore[attr-defined]
-            ("entity_uid", "key", "value", "original_value"),
-            [(uid, "x", "y", "Y")],
+            ("entity_uid", "ordinal", "key", "value", "original_value"),
+            [(uid, 1000, "x", "y", "Y")],
         )
         session.commit()
 
@@ -156,11 +156,11 @@ def stray_rows(session: Session) -> int:
     uids = select(CatalogEntity.uid)
     return len(
         session.exec(
-            select(CatalogSearch.id).where(col(CatalogSearch.entity_uid).not_in(uids))
+            select(CatalogSearch.entity_uid).where(col(CatalogSearch.entity_uid).not_in(uids))
         ).all()
     ) + len(
         session.exec(
-            select(CatalogRelation.id).where(col(CatalogRelation.origin_uid).not_in(uids))
+            select(CatalogRelation.origin_uid).where(col(CatalogRelation.origin_uid).not_in(uids))
         ).all()
     )
 
@@ -175,7 +175,7 @@ def test_deleting_entities_takes_their_search_rows_and_relations(
         model = session.exec(select(CatalogEntity).where(col(CatalogEntity.kind_key) == "model"))
         uid = model.first().uid  # type: ignore[union-attr]
         rows_of_model = session.exec(
-            select(CatalogSearch.id).where(col(CatalogSearch.entity_uid) == uid)
+            select(CatalogSearch.entity_uid).where(col(CatalogSearch.entity_uid) == uid)
         ).all()
         assert rows_of_model
 
@@ -186,8 +186,8 @@ def test_deleting_entities_takes_their_search_rows_and_relations(
         for location in session.exec(select(CatalogLocation)).all():
             service.delete_location(session, location.id)
         session.commit()
-        assert session.exec(select(CatalogSearch.id)).first() is None
-        assert session.exec(select(CatalogRelation.id)).first() is None
+        assert session.exec(select(CatalogSearch.entity_uid)).first() is None
+        assert session.exec(select(CatalogRelation.origin_uid)).first() is None
 
 
 @BOTH_BACKENDS
