@@ -3,24 +3,21 @@ catalog backend, so ``@backstage/catalog-client`` and existing scripts work unch
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
-from sqlalchemy import Text, cast, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from catalog import actions, generation, queries, service, validation
-from catalog.models import CatalogEntity, CatalogLocation
-from catalog.refs import EntityRef, parse_ref
+from catalog import actions, answers, queries, service, validation
+from catalog.models import CatalogLocation
+from catalog.refs import EntityRef
 from portal import Identity, requires
 from portal.db import SessionDep, read_only
-from portal.errors import InvalidInput, NotFound
+from portal.errors import NotFound
 from portal.problems import use_backstage_statuses
 from portal.settings import Settings
 
@@ -54,91 +51,35 @@ def _with_relations(session: Session, rows: list[Any], fields: list[str]) -> lis
     ]
 
 
-# The stored body as JSON text: an entity is written out without parsing and re-encoding
-# it, and kept so, with its relations, for the catalog's generation (catalog.generation).
-BODY_TEXT = cast(col(CatalogEntity.body), Text).label("body_text")
-TEXT_COLUMNS = (col(CatalogEntity.ref), BODY_TEXT)
-REF_COLUMNS = (col(CatalogEntity.ref),)
-
-
-def entities_json(session: Session, ref_keys: Sequence[str]) -> dict[str, str | None]:
-    """Each entity's JSON as the API returns it, by lower-cased ref; None where there is
-    none. Remembered per catalog generation: asked again, no database work at all."""
-
-    def read(missing: list[str]) -> dict[Any, str | None]:
-        rows = session.execute(select(*TEXT_COLUMNS).where(col(CatalogEntity.ref).in_(missing)))
-        texts = {row.ref: row.body_text for row in rows}
-        relations = service.relations_by_source(session, list(texts))
-        return {
-            ("entity", ref): _with_relations_json(texts[ref], relations[ref])
-            if ref in texts
-            else None
-            for ref in missing
-        }
-
-    keys = [("entity", key) for key in ref_keys]
-    values = generation.remembered_many(
-        session, keys, lambda missing: read([key[1] for key in missing])
-    )
-    return {key[1]: value for key, value in values.items()}
-
-
-def _remembered_entities(session: Session, ref_keys: Sequence[str]) -> dict[str, Any] | None:
-    found = generation.peek(session, [("entity", key) for key in ref_keys])
-    return None if found is None else {key[1]: value for key, value in found.items()}
-
-
-def _page_from_memory(
-    session: Session, query: queries.Query, fields: list[str], *, total: bool
-) -> Response | None:
-    """The page as remembered, if all of it is: no trip to the thread pool or database."""
-    if fields:
-        return None
-    found = generation.peek(session, [_page_key(query, total)])
-    page = found[_page_key(query, total)] if found else None
-    texts = _remembered_entities(session, page.rows) if page else None
-    if page is None or texts is None:
-        return None
-    return _page_response([text for ref in page.rows if (text := texts[ref])], page)
-
-
-def _page_key(query: queries.Query, total: bool) -> tuple[str, str, bool]:
-    return ("page", queries.page_key(query), total)
-
-
-def _with_relations_json(body_text: str, relations: list[dict[str, Any]]) -> str:
-    head = body_text.rstrip()[:-1].rstrip()  # the object without its closing brace
-    separator = "," if head != "{" else ""
-    return f'{head}{separator}"relations":{json.dumps(relations, separators=(",", ":"))}}}'
-
-
-def _page_response(items: list[str], page: queries.Page) -> Response:
+def _page_response(page: queries.Page) -> Response:
+    """A page whose rows are entities' JSON, answered as Backstage's by-query shape."""
     page_info = PageInfo(nextCursor=page.next_cursor, prevCursor=page.prev_cursor)
     rest = json.dumps({"totalItems": page.total, "pageInfo": page_info.model_dump()})
-    return Response('{"items":[' + ",".join(items) + "]," + rest[1:], media_type=JSON_TYPE)
+    return Response('{"items":[' + ",".join(page.rows) + "]," + rest[1:], media_type=JSON_TYPE)
 
 
 def _entities_page(
     session: Session, query: queries.Query, fields: list[str], *, total: bool
 ) -> Any:
-    if fields:
-        page = queries.run(session, query, with_total=total)
-        return EntitiesPage(
-            items=_with_relations(session, page.rows, fields),
-            totalItems=page.total,
-            pageInfo=PageInfo(nextCursor=page.next_cursor, prevCursor=page.prev_cursor),
-        )
-    page = generation.remembered(
-        session,
-        _page_key(query, total),
-        lambda: _refs_only(queries.run(session, query, with_total=total, columns=REF_COLUMNS)),
+    if not fields:
+        return _page_response(answers.page(session, query, total=total))
+    page = queries.run(session, query, with_total=total)
+    return EntitiesPage(
+        items=_with_relations(session, page.rows, fields),
+        totalItems=page.total,
+        pageInfo=PageInfo(nextCursor=page.next_cursor, prevCursor=page.prev_cursor),
     )
-    found = entities_json(session, page.rows)
-    return _page_response([text for ref in page.rows if (text := found[ref])], page)
 
 
-def _refs_only(page: queries.Page) -> queries.Page:
-    return replace(page, rows=[row.ref for row in page.rows])
+def _entity_response(text: str | None, named: str) -> Response:
+    if text is None:
+        raise NotFound(f"there is no entity {named}")
+    return Response(text, media_type=JSON_TYPE)
+
+
+def _refs_response(keys: Sequence[str | None], texts: Mapping[str, str | None]) -> Response:
+    items = [(texts[key] if key else None) or "null" for key in keys]
+    return Response('{"items":[' + ",".join(items) + "]}", media_type=JSON_TYPE)
 
 
 class Compact(BaseModel):
@@ -221,9 +162,9 @@ async def query_entities(
         )
     picked = queries.parse_fields(fields)
     counted = totalItems == "include"
-    remembered = _page_from_memory(session, query, picked, total=counted)
+    remembered = None if picked else answers.page_remembered(session, query, total=counted)
     if remembered is not None:
-        return remembered
+        return _page_response(remembered)
     return await read_only(session, lambda: _entities_page(session, query, picked, total=counted))
 
 
@@ -233,9 +174,8 @@ async def query_entities(
     dependencies=[requires(actions.ENTITY_READ)],
 )
 async def entity_by_uid(uid: str, session: SessionDep) -> Response:
-    return await read_only(
-        session, lambda: _one_entity(session, col(CatalogEntity.uid) == uid, f"with uid {uid}")
-    )
+    text = await read_only(session, lambda: answers.entity_by_uid(session, uid))
+    return _entity_response(text, f"with uid {uid}")
 
 
 @router.delete(
@@ -254,25 +194,16 @@ def delete_entity(uid: str, session: SessionDep) -> Response:
 )
 async def entity_by_name(kind: str, namespace: str, name: str, session: SessionDep) -> Response:
     ref = EntityRef(kind, namespace, name)
-    remembered = _remembered_entities(session, [ref.key])
+    texts = await _entities(session, [ref.key])
+    return _entity_response(texts[ref.key], str(ref))
+
+
+async def _entities(session: Session, keys: list[str]) -> Mapping[str, str | None]:
+    """Entities' JSON, from memory on the event loop, or else read in the thread pool."""
+    remembered = answers.entities_remembered(session, keys)
     if remembered is not None:
-        return _entity_answer(remembered[ref.key], str(ref))
-    return await read_only(session, lambda: _entity_response(session, ref.key, str(ref)))
-
-
-def _one_entity(session: Session, where: Any, named: str) -> Response:
-    ref = session.execute(select(*REF_COLUMNS).where(where)).scalar_one_or_none()
-    return _entity_response(session, ref, named)
-
-
-def _entity_response(session: Session, ref_key: str | None, named: str) -> Response:
-    return _entity_answer(entities_json(session, [ref_key])[ref_key] if ref_key else None, named)
-
-
-def _entity_answer(text: str | None, named: str) -> Response:
-    if text is None:
-        raise NotFound(f"there is no entity {named}")
-    return Response(text, media_type=JSON_TYPE)
+        return remembered
+    return await read_only(session, lambda: answers.entities(session, keys))
 
 
 class EntityRefsIn(BaseModel):
@@ -300,51 +231,22 @@ async def entities_by_refs(
     """The entities for ``entityRefs``, in the same order; null where there is none (or
     where it does not match ``filter`` or ``query``)."""
     if not (filter or body.query or body.fields):
-        keys = _ref_keys(body.entityRefs)
-        remembered = _remembered_entities(session, keys)
-        if remembered is not None:
-            return _refs_answer(keys, remembered)
-    return await read_only(session, lambda: _entities_by_refs(session, body, filter))
+        keys = answers.ref_keys(body.entityRefs)
+        return _refs_response(keys, await _entities(session, keys))
+    return await read_only(session, lambda: _filtered_by_refs(session, body, filter))
 
 
-def _entities_by_refs(session: Session, body: EntityRefsIn, filter: list[str]) -> Any:
+def _filtered_by_refs(session: Session, body: EntityRefsIn, filter: list[str]) -> Any:
     matching = queries.where(
         queries.Query(filter=queries.parse_filters(filter), predicate=body.query)
     )
+    found = service.entities_by_refs(session, body.entityRefs, matching=matching)
+    rows = [row for row in found if row is not None]
     if body.fields:
-        found = service.entities_by_refs(session, body.entityRefs, matching=matching)
-        rows = [row for row in found if row is not None]
         shaped = iter(_with_relations(session, rows, body.fields))
         return EntityRefsOut(items=[next(shaped) if row is not None else None for row in found])
-    keys: Sequence[str | None]
-    if filter or body.query:
-        found = service.entities_by_refs(session, body.entityRefs, matching=matching)
-        keys = [row.ref if row is not None else None for row in found]
-    else:
-        keys = _ref_keys(body.entityRefs)
-    return _refs_answer(keys, entities_json(session, [key for key in keys if key]))
-
-
-def _ref_keys(refs: Sequence[str]) -> list[str]:
-    """The lower-cased key of each ref, or InvalidInput naming the first that is not one."""
-    keys = []
-    for index, ref in enumerate(refs):
-        key = _ref_key(ref)
-        keys.append(key if key is not None else parse_ref(ref, field=f"entityRefs[{index}]").key)
-    return keys
-
-
-@functools.lru_cache(maxsize=65536)
-def _ref_key(ref: str) -> str | None:
-    try:
-        return parse_ref(ref).key
-    except InvalidInput:
-        return None
-
-
-def _refs_answer(keys: Sequence[str | None], texts: Mapping[str, str | None]) -> Response:
-    items = [(texts[key] if key else None) or "null" for key in keys]
-    return Response('{"items":[' + ",".join(items) + "]}", media_type=JSON_TYPE)
+    keys = [row.ref if row is not None else None for row in found]
+    return _refs_response(keys, answers.entities(session, [row.ref for row in rows]))
 
 
 class RefreshIn(BaseModel):
@@ -491,9 +393,9 @@ async def query_entities_by_predicate(body: PredicateQueryIn, session: SessionDe
             predicate=body.query,
         )
     counted = body.totalItems == "include"
-    remembered = _page_from_memory(session, query, body.fields, total=counted)
+    remembered = None if body.fields else answers.page_remembered(session, query, total=counted)
     if remembered is not None:
-        return remembered
+        return _page_response(remembered)
     return await read_only(
         session, lambda: _entities_page(session, query, body.fields, total=counted)
     )
@@ -515,12 +417,10 @@ async def entity_facets(
 
 
 async def _facets(session: Session, query: queries.Query, keys: list[str]) -> FacetsOut:
-    remembered = generation.peek(
-        session, [queries.facet_key(key, query, as_written=True) for key in keys]
-    )
-    if remembered is not None:
-        return FacetsOut(facets=queries.facets_of(keys, query, remembered))
-    return await read_only(session, lambda: FacetsOut(facets=queries.facets(session, query, keys)))
+    counted = answers.facets_remembered(session, query, keys)
+    if counted is None:
+        counted = await read_only(session, lambda: queries.facets(session, query, keys))
+    return FacetsOut(facets=counted)
 
 
 class FacetsIn(BaseModel):
