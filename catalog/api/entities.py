@@ -1,5 +1,4 @@
-"""The catalog REST API under ``/api/catalog``, with the routes and shapes of Backstage's
-catalog backend, so ``@backstage/catalog-client`` and existing scripts work unchanged."""
+"""The catalog API's entity routes: queries, lookups, facets, ancestry and validation."""
 
 from __future__ import annotations
 
@@ -7,40 +6,26 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from catalog import actions, answers, queries, service, validation
-from catalog.models import CatalogLocation
+from catalog.api.shapes import (
+    JSON_TYPE,
+    EntitiesPage,
+    FieldsParam,
+    FilterParam,
+    PageInfo,
+    settings_of,
+)
 from catalog.refs import EntityRef
-from portal import Identity, requires
+from portal import requires
 from portal.db import SessionDep, read_only
 from portal.errors import NotFound
-from portal.problems import use_backstage_statuses
-from portal.settings import Settings
 
-router = APIRouter(
-    prefix="/api/catalog", tags=["catalog"], dependencies=[Depends(use_backstage_statuses)]
-)
-
-JSON_TYPE = "application/json"
-FilterParam = Annotated[
-    list[str],
-    Query(
-        description="Conditions `key=value` (or a bare `key`), comma-separated (ANDed); "
-        "repeat the parameter to OR them."
-    ),
-]
-FieldsParam = Annotated[
-    list[str], Query(description="Dotted fields to return, e.g. `kind,metadata.name`.")
-]
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+router = APIRouter()
 
 
 def _with_relations(session: Session, rows: list[Any], fields: list[str]) -> list[dict[str, Any]]:
@@ -80,27 +65,6 @@ def _entity_response(text: str | None, named: str) -> Response:
 def _refs_response(keys: Sequence[str | None], texts: Mapping[str, str | None]) -> Response:
     items = [(texts[key] if key else None) or "null" for key in keys]
     return Response('{"items":[' + ",".join(items) + "]}", media_type=JSON_TYPE)
-
-
-class Compact(BaseModel):
-    """A shape whose missing (None) fields are left out, as Backstage's schemas want."""
-
-    @model_serializer(mode="wrap")
-    def _without_missing(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return {key: value for key, value in handler(self).items() if value is not None}
-
-
-class PageInfo(Compact):
-    """Cursors to the pages around this one."""
-
-    nextCursor: str | None = None  # noqa: N815 (Backstage's field names)
-    prevCursor: str | None = None  # noqa: N815
-
-
-class EntitiesPage(BaseModel):
-    items: list[dict[str, Any]]
-    totalItems: int  # noqa: N815
-    pageInfo: PageInfo  # noqa: N815
 
 
 @router.get("/entities", dependencies=[requires(actions.ENTITY_READ)])
@@ -256,100 +220,8 @@ class RefreshIn(BaseModel):
 @router.post("/refresh", dependencies=[requires(actions.ENTITY_REFRESH)])
 def refresh(body: RefreshIn, request: Request, session: SessionDep) -> Response:
     """Read the entity's location again now."""
-    service.refresh_entity(session, body.entityRef, _settings(request).catalog)
+    service.refresh_entity(session, body.entityRef, settings_of(request).catalog)
     return Response(status_code=200)
-
-
-# -- Locations ----------------------------------------------------------------------------
-
-
-class LocationIn(BaseModel):
-    type: Literal["file", "url"] = Field(description="`file` or `url`.")
-    target: str = Field(min_length=1, max_length=2000)
-
-
-class LocationOut(BaseModel):
-    id: str
-    type: str
-    target: str
-    entityRef: str  # noqa: N815 (Backstage's name)
-
-    @classmethod
-    def of(cls, location: CatalogLocation) -> LocationOut:
-        return cls(
-            id=location.id,
-            type=location.type,
-            target=location.target,
-            entityRef=service.location_entity_ref(location),
-        )
-
-
-class LocationWrapped(BaseModel):
-    data: LocationOut
-
-
-class LocationCreated(Compact):
-    location: LocationOut
-    entities: list[dict[str, Any]]
-    exists: bool | None = None
-
-
-@router.get("/locations", dependencies=[requires(actions.LOCATION_READ)])
-def list_locations(session: SessionDep) -> list[LocationWrapped]:
-    """Every registered location, as ``[{data: {id, type, target}}]`` like Backstage."""
-    return [
-        LocationWrapped(data=LocationOut.of(location))
-        for location in service.list_locations(session)
-    ]
-
-
-@router.post("/locations", status_code=201)
-def add_location(
-    body: LocationIn,
-    request: Request,
-    session: SessionDep,
-    identity: Annotated[Identity, requires(actions.LOCATION_CREATE)],
-    dryRun: bool = False,  # noqa: N803
-) -> LocationCreated:
-    """Register a location and read it now; ``dryRun=true`` only shows what it would add."""
-    registered = service.add_location(
-        session,
-        body.type,
-        body.target,
-        by=identity.ref,
-        settings=_settings(request).catalog,
-        dry_run=dryRun,
-    )
-    return LocationCreated(
-        location=LocationOut.of(registered.location),
-        entities=registered.entities,
-        exists=registered.exists if dryRun else None,
-    )
-
-
-@router.get("/locations/{location_id}", dependencies=[requires(actions.LOCATION_READ)])
-def get_location(location_id: str, session: SessionDep) -> LocationOut:
-    return LocationOut.of(service.get_location(session, location_id))
-
-
-@router.delete(
-    "/locations/{location_id}",
-    status_code=204,
-    dependencies=[requires(actions.LOCATION_DELETE)],
-)
-def delete_location(location_id: str, session: SessionDep) -> Response:
-    """Remove a location and the entities it emitted."""
-    service.delete_location(session, location_id)
-    return Response(status_code=204)
-
-
-@router.get(
-    "/locations/by-entity/{kind}/{namespace}/{name}",
-    dependencies=[requires(actions.LOCATION_READ)],
-)
-def location_by_entity(kind: str, namespace: str, name: str, session: SessionDep) -> LocationOut:
-    location = service.location_of_entity(session, EntityRef(kind, namespace, name))
-    return LocationOut.of(location)
 
 
 class OrderBy(BaseModel):
@@ -460,58 +332,6 @@ def entity_ancestry(kind: str, namespace: str, name: str, session: SessionDep) -
     )
 
 
-class LocationsQueryIn(BaseModel):
-    cursor: str | None = None
-    limit: int = Field(100, ge=1, le=queries.MAX_LIMIT)
-    query: dict[str, Any] | None = None
-
-
-class LocationsPageInfo(PageInfo):
-    pass
-
-
-class LocationsPage(BaseModel):
-    items: list[LocationOut]
-    totalItems: int  # noqa: N815
-    pageInfo: LocationsPageInfo  # noqa: N815
-
-
-@router.post("/locations/by-query", dependencies=[requires(actions.LOCATION_READ)])
-def query_locations(body: LocationsQueryIn, session: SessionDep) -> LocationsPage:
-    """Registered locations matching a predicate on ``id``, ``type`` and ``target``."""
-    found = service.query_locations(session, body.query, cursor=body.cursor, limit=body.limit)
-    return LocationsPage(
-        items=[LocationOut.of(location) for location in found.items],
-        totalItems=found.total,
-        pageInfo=LocationsPageInfo(nextCursor=found.next_cursor),
-    )
-
-
-@router.put("/locations/{location_id}", dependencies=[requires(actions.LOCATION_CREATE)])
-def update_location(
-    location_id: str, body: LocationIn, request: Request, session: SessionDep
-) -> LocationOut:
-    """Point a registered location somewhere else, and read it there now."""
-    location = service.update_location(
-        session, location_id, body.type, body.target, settings=_settings(request).catalog
-    )
-    return LocationOut.of(location)
-
-
-class AnalyzeIn(BaseModel):
-    location: LocationIn
-    catalogFileName: str | None = None  # noqa: N815
-
-
-@router.post("/analyze-location", dependencies=[requires(actions.ENTITY_CREATE)])
-def analyze_location(body: AnalyzeIn, request: Request, session: SessionDep) -> dict[str, Any]:
-    """What registering a location would find: each entity, where, and whether the catalog
-    has it already. Nothing is registered."""
-    return service.analyze_location(
-        session, body.location.type, body.location.target, settings=_settings(request).catalog
-    )
-
-
 class ValidateIn(BaseModel):
     location: str = Field(description="Where the entity comes from, e.g. `url:https://...`.")
     entity: dict[str, Any]
@@ -521,7 +341,7 @@ class ValidateIn(BaseModel):
 def validate_entity(body: ValidateIn, request: Request) -> Response:
     """Check an entity as ingestion would (a Location's targets must be readable under the
     same rules); 200 when valid, else 400 with ``errors`` as Backstage answers."""
-    problems = service.check_entity(body.entity, body.location, _settings(request).catalog)
+    problems = service.check_entity(body.entity, body.location, settings_of(request).catalog)
     if not problems:
         return Response(status_code=200)
     return JSONResponse(
