@@ -15,6 +15,12 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, where bench/catalog.py would hide
+# the catalog package the portal loads.
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url

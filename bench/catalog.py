@@ -39,11 +39,10 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-# Run as a script, this file's folder comes first on sys.path, where this very file (named
-# catalog.py) would hide the catalog package: the catalog and portal modules are imported
-# inside the functions, once the folder is off the path.
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != BENCH_DIR]
+# Run as a script, this folder comes first on sys.path, where this very file would hide the
+# catalog package: the catalog and portal modules are imported inside the functions.
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
 SEED = 11
 TARGET_SPEEDUP = 3.0

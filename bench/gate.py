@@ -23,6 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# Run as a script, this folder comes first on sys.path, where bench/catalog.py would hide
+# the catalog package the portal loads.
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
 import httpx
 
 from portal.db import SessionDep

@@ -13,7 +13,13 @@ import random
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+# Run as a script, this folder comes first on sys.path, where bench/catalog.py would hide
+# the catalog package the portal loads.
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 
 from portal.policy import POLICY_DIR, InProcessEngine, PolicySource
 
