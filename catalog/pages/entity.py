@@ -6,17 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import yaml
 from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 
 from catalog import actions, graph, service
-from catalog.models import CatalogEntity
+from catalog.models import CatalogEntity, CatalogLocation
 from catalog.pages.links import Link, entity_url, kind_label, mapping_of
-from catalog.pages.rendering import render, shell_of
+from catalog.pages.rendering import render, settings_of, shell_of
 from catalog.refs import EntityRef, parse_ref, ref_of
 from catalog.relations import OWNED_BY, PART_OF, SPEC_REF_FIELDS
 from portal import NotFound, requires
@@ -61,6 +61,7 @@ class EntityView:
     yaml: str
     errors: list[dict[str, Any]]
     tabs: list[dict[str, Any]]
+    location: CatalogLocation | None  # the registered location it came from
 
 
 def entity_view(session: Session, ref: EntityRef, plugin_tabs: Sequence[EntityTab]) -> EntityView:
@@ -114,6 +115,11 @@ def entity_view(session: Session, ref: EntityRef, plugin_tabs: Sequence[EntityTa
             }
             for tab in plugin_tabs
         ],
+        location=(
+            service.get_location(session, entity.location_id)
+            if entity.location_id is not None
+            else None
+        ),
     )
 
 
@@ -223,3 +229,34 @@ def entity_page(
         "page_url": entity_url(view.ref),
     }
     return render(request, "catalog/entity.html", context, fragment="catalog/_entity_view.html")
+
+
+@router.post("/{kind}/{namespace}/{name}/refresh", dependencies=[requires(actions.ENTITY_REFRESH)])
+def refresh_from_page(
+    kind: str, namespace: str, name: str, request: Request, session: SessionDep
+) -> RedirectResponse:
+    """Read the entity's location again now, then show the entity as it is."""
+    ref = EntityRef(kind, namespace, name)
+    service.refresh_entity(session, str(ref), settings_of(request).catalog)
+    return RedirectResponse(f"{entity_url(ref)}?refreshed=1", status_code=303)
+
+
+@router.post(
+    "/{kind}/{namespace}/{name}/unregister", dependencies=[requires(actions.LOCATION_DELETE)]
+)
+def unregister_from_page(
+    kind: str, namespace: str, name: str, session: SessionDep
+) -> RedirectResponse:
+    """Remove the location the entity came from, and every entity it brought (Backstage's
+    "Unregister entity")."""
+    location = service.location_of_entity(session, EntityRef(kind, namespace, name))
+    service.delete_location(session, location.id)
+    return RedirectResponse(f"/catalog?unregistered={quote(location.target)}", status_code=303)
+
+
+@router.post("/{kind}/{namespace}/{name}/delete", dependencies=[requires(actions.ENTITY_DELETE)])
+def delete_from_page(kind: str, namespace: str, name: str, session: SessionDep) -> RedirectResponse:
+    """Delete one entity (an orphan, usually: its location would bring it back)."""
+    entity = service.get_entity(session, EntityRef(kind, namespace, name))
+    service.delete_entity(session, entity.uid)
+    return RedirectResponse(f"/catalog?deleted={quote(entity.ref)}", status_code=303)

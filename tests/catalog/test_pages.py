@@ -656,3 +656,57 @@ def test_a_browser_session_imports_with_the_forms_csrf_token(
     )
     assert imported.status_code == 201, imported.text
     assert "session-service" in imported.text
+
+
+def test_an_entity_page_refreshes_unregisters_and_deletes_orphans_with_its_forms(
+    signed_in: TestClient, engine: Engine, settings: Settings, repos: Path
+) -> None:
+    path = write_catalog_file(
+        repos, "catalog-info.yaml", component("kept", title="Old"), component("leaving")
+    )
+    with Session(engine) as session:
+        service.add_location(session, "file", str(path), by="tests", settings=settings.catalog)
+        session.commit()
+    page = signed_in.get("/catalog/component/default/kept").text
+    token = CSRF_INPUT.search(page)
+    assert token is not None
+    assert 'action="/catalog/component/default/kept/refresh"' in page
+    assert f"<code>file:{path}</code> and every entity it brought" in page
+    assert "Delete this entity" not in page  # it has a location that would bring it back
+
+    write_catalog_file(repos, "catalog-info.yaml", component("kept", title="New"))
+    refresh = "/catalog/component/default/kept/refresh"
+    assert signed_in.post(refresh).status_code == 403  # a form without its token
+    refreshed = signed_in.post(refresh, data={"csrf_token": token.group(1)})
+    assert refreshed.status_code == 303
+    assert refreshed.headers["location"] == "/catalog/component/default/kept?refreshed=1"
+    after = signed_in.get(refreshed.headers["location"]).text
+    assert "<h1>New</h1>" in after
+    assert "Read again from its location just now." in after
+
+    orphan = signed_in.get("/catalog/component/default/leaving").text
+    assert "<strong>Orphan.</strong>" in orphan
+    deleted = signed_in.post(
+        "/catalog/component/default/leaving/delete", data={"csrf_token": token.group(1)}
+    )
+    assert deleted.status_code == 303
+    assert signed_in.get("/catalog/component/default/leaving").status_code == 404
+
+    unregistered = signed_in.post(
+        "/catalog/component/default/kept/unregister", data={"csrf_token": token.group(1)}
+    )
+    assert unregistered.status_code == 303
+    assert "Unregistered <code>" in signed_in.get(unregistered.headers["location"]).text
+    assert signed_in.get("/catalog/component/default/kept").status_code == 404
+    with Session(engine) as session:
+        assert service.list_locations(session) == []
+
+
+def test_a_role_without_the_right_is_told_why_an_entity_action_is_refused(
+    client_as: ClientFactory, demo: None
+) -> None:
+    scientist = client_as("data_scientist")
+    refused = scientist.post("/catalog/model/default/fraud-scorer/unregister", headers=HTML)
+    assert refused.status_code == 403
+    assert "catalog.location.delete" in refused.text
+    assert scientist.get("/catalog/model/default/fraud-scorer", headers=HTML).status_code == 200
