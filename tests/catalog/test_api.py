@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from catalog import service
 from portal.models import AuditEvent
 from portal.settings import Settings
 
 from conftest import BOTH_BACKENDS, ClientFactory
 
 BASE = "/api/catalog"
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    roots = tmp_path / "repos"
-    roots.mkdir()
-    return settings.model_copy(
-        update={"catalog": settings.catalog.model_copy(update={"file_roots": [roots]})}
-    )
-
-
-@pytest.fixture
-def demo(engine: Engine, settings: Settings) -> None:
-    with Session(engine) as session:
-        service.register_demo(session, settings.catalog)
-        session.commit()
-
-
-@pytest.fixture
-def catalog(client: TestClient, demo: None) -> TestClient:
-    return client
 
 
 def names(items: list[dict]) -> list[str]:  # type: ignore[type-arg]

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -25,15 +24,6 @@ COMPONENT = (
     "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n"
     "spec:\n  type: service\n  lifecycle: production\n  owner: fraud\n"
 )
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    roots = tmp_path / "repos"
-    roots.mkdir()
-    return settings.model_copy(
-        update={"catalog": settings.catalog.model_copy(update={"file_roots": [roots]})}
-    )
 
 
 def test_backstages_catalog_client_works_against_paved(

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -22,23 +20,6 @@ from portal.settings import Settings
 from conftest import BOTH_BACKENDS
 
 BASE = "/api/catalog"
-
-
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    roots = tmp_path / "repos"
-    roots.mkdir()
-    return settings.model_copy(
-        update={"catalog": settings.catalog.model_copy(update={"file_roots": [roots]})}
-    )
-
-
-@pytest.fixture
-def catalog(client: TestClient, engine: Engine, settings: Settings) -> TestClient:
-    with Session(engine) as session:
-        service.register_demo(session, settings.catalog)
-        session.commit()
-    return client
 
 
 def eventually(check: Callable[[], bool], seconds: float = 5.0) -> float:

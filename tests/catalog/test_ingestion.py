@@ -19,15 +19,8 @@ from conftest import BACKSTAGE_REFERENCE, BOTH_BACKENDS
 
 
 @pytest.fixture
-def roots(tmp_path: Path) -> Path:
-    folder = tmp_path / "repos"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
-def catalog_settings(settings: Settings, roots: Path) -> CatalogSettings:
-    return settings.catalog.model_copy(update={"file_roots": [roots]})
+def catalog_settings(settings: Settings) -> CatalogSettings:
+    return settings.catalog
 
 
 def component(name: str, owner: str = "fraud", **spec: object) -> str:
@@ -113,10 +106,10 @@ def test_a_file_outside_the_roots_is_refused_and_nothing_is_registered(
 
 
 def test_a_broken_file_keeps_what_it_held_and_says_why_on_the_location(
-    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+    engine: Engine, catalog_settings: CatalogSettings, repos: Path
 ) -> None:
-    child = write(roots / "team" / "services.yaml", component("scorer"), component("ranker"))
-    root = write(roots / "team" / "catalog-info.yaml", location(child))
+    child = write(repos / "team" / "services.yaml", component("scorer"), component("ranker"))
+    root = write(repos / "team" / "catalog-info.yaml", location(child))
     with Session(engine) as session:
         registered = service.add_location(
             session, "file", str(root), by="t", settings=catalog_settings
@@ -138,9 +131,9 @@ def test_a_broken_file_keeps_what_it_held_and_says_why_on_the_location(
 
 
 def test_an_entity_no_longer_emitted_becomes_an_orphan_and_comes_back(
-    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+    engine: Engine, catalog_settings: CatalogSettings, repos: Path
 ) -> None:
-    file = write(roots / "catalog-info.yaml", component("scorer"), component("ranker"))
+    file = write(repos / "catalog-info.yaml", component("scorer"), component("ranker"))
     with Session(engine) as session:
         location_id = service.add_location(
             session, "file", str(file), by="t", settings=catalog_settings
@@ -170,10 +163,10 @@ def test_an_entity_no_longer_emitted_becomes_an_orphan_and_comes_back(
 
 
 def test_an_invalid_entity_is_reported_with_its_field_and_the_rest_still_loads(
-    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+    engine: Engine, catalog_settings: CatalogSettings, repos: Path
 ) -> None:
     file = write(
-        roots / "catalog-info.yaml",
+        repos / "catalog-info.yaml",
         component("scorer"),
         component("bad name!"),
         "apiVersion: backstage.io/v1alpha1\nkind: Spaceship\nmetadata:\n  name: x\nspec: {}",
@@ -192,9 +185,9 @@ def test_an_invalid_entity_is_reported_with_its_field_and_the_rest_still_loads(
 
 
 def test_a_location_loop_is_named_and_stops(
-    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+    engine: Engine, catalog_settings: CatalogSettings, repos: Path
 ) -> None:
-    first, second = roots / "a.yaml", roots / "b.yaml"
+    first, second = repos / "a.yaml", repos / "b.yaml"
     write(first, location(second), component("scorer"))
     write(second, location(first))
     with Session(engine) as session:
@@ -209,10 +202,10 @@ def test_a_location_loop_is_named_and_stops(
 
 
 def test_two_locations_claiming_one_entity_is_a_conflict_on_the_second(
-    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+    engine: Engine, catalog_settings: CatalogSettings, repos: Path
 ) -> None:
-    one = write(roots / "one.yaml", component("scorer", owner="fraud"))
-    two = write(roots / "two.yaml", component("scorer", owner="churn"), component("ranker"))
+    one = write(repos / "one.yaml", component("scorer", owner="fraud"))
+    two = write(repos / "two.yaml", component("scorer", owner="churn"), component("ranker"))
     with Session(engine) as session:
         service.add_location(session, "file", str(one), by="t", settings=catalog_settings)
         second_id = service.add_location(
@@ -230,9 +223,9 @@ def test_two_locations_claiming_one_entity_is_a_conflict_on_the_second(
 
 
 def test_deleting_a_location_removes_its_entities(
-    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+    engine: Engine, catalog_settings: CatalogSettings, repos: Path
 ) -> None:
-    file = write(roots / "catalog-info.yaml", component("scorer"))
+    file = write(repos / "catalog-info.yaml", component("scorer"))
     with Session(engine) as session:
         location_id = service.add_location(
             session, "file", str(file), by="t", settings=catalog_settings
@@ -303,10 +296,10 @@ def service_location_errors(engine: Engine) -> list[dict[str, object]]:
 
 
 def test_placeholders_read_files_beside_the_entity_under_the_same_rules(
-    engine: Engine, catalog_settings: CatalogSettings, roots: Path, tmp_path: Path
+    engine: Engine, catalog_settings: CatalogSettings, repos: Path, tmp_path: Path
 ) -> None:
-    (roots / "openapi.yaml").write_text("openapi: 3.0.0\ninfo: {title: Scoring, version: '1'}\n")
-    (roots / "labels.json").write_text('{"tier": "gold"}')
+    (repos / "openapi.yaml").write_text("openapi: 3.0.0\ninfo: {title: Scoring, version: '1'}\n")
+    (repos / "labels.json").write_text('{"tier": "gold"}')
     (tmp_path / "secret.txt").write_text("not for the catalog")
     api = dedent(
         """\
@@ -322,7 +315,7 @@ def test_placeholders_read_files_beside_the_entity_under_the_same_rules(
             $text: {target}"""
     )
     file = write(
-        roots / "catalog-info.yaml",
+        repos / "catalog-info.yaml",
         api.format(name="scoring", target="./openapi.yaml"),
         api.format(name="sneaky", target="../secret.txt"),
     )
@@ -397,10 +390,10 @@ def location_yaml_for(target: str) -> str:
 
 
 def test_a_file_too_large_or_full_of_aliases_is_refused_with_the_limit_named(
-    engine: Engine, catalog_settings: CatalogSettings, roots: Path
+    engine: Engine, catalog_settings: CatalogSettings, repos: Path
 ) -> None:
     small = catalog_settings.model_copy(update={"max_file_bytes": 2048})
-    big = write(roots / "big.yaml", component("scorer", description="x" * 4000))
+    big = write(repos / "big.yaml", component("scorer", description="x" * 4000))
     with Session(engine) as session, pytest.raises(InvalidInput) as refused:
         service.add_location(session, "file", str(big), by="t", settings=small)
     problem = refused.value.errors[0]
@@ -419,7 +412,7 @@ def test_a_file_too_large_or_full_of_aliases_is_refused_with_the_limit_named(
         service.add_location(
             session,
             "file",
-            str(write(roots / "bomb.yaml", bomb)),
+            str(write(repos / "bomb.yaml", bomb)),
             by="t",
             settings=catalog_settings,
         )

@@ -22,16 +22,11 @@ BASE = "/api/catalog"
 DOCUMENT = BACKSTAGE_REFERENCE / "openapi" / "catalog-openapi.json"
 
 
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    roots = tmp_path / "repos"
-    roots.mkdir()
-    (roots / "catalog-info.yaml").write_text(
+@pytest.fixture(autouse=True)
+def contract_component(repos: Path) -> None:
+    (repos / "catalog-info.yaml").write_text(
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: contract\n"
         "spec:\n  type: service\n  lifecycle: production\n  owner: fraud\n"
-    )
-    return settings.model_copy(
-        update={"catalog": settings.catalog.model_copy(update={"file_roots": [roots]})}
     )
 
 

@@ -34,33 +34,6 @@ ROW_NAME = re.compile(r'<th scope="row">\s*<a href="([^"]+)"[^>]*>([^<]+)</a>')
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture
-def settings(settings: Settings, tmp_path: Path) -> Settings:
-    roots = tmp_path / "repos"
-    roots.mkdir()
-    return settings.model_copy(
-        update={"catalog": settings.catalog.model_copy(update={"file_roots": [roots]})}
-    )
-
-
-@pytest.fixture
-def repos(settings: Settings) -> Path:
-    """The folder `file` locations may be registered from."""
-    return settings.catalog.file_roots[0]
-
-
-@pytest.fixture
-def demo(engine: Engine, settings: Settings) -> None:
-    with Session(engine) as session:
-        service.register_demo(session, settings.catalog)
-        session.commit()
-
-
-@pytest.fixture
-def catalog(client: TestClient, demo: None) -> TestClient:
-    return client
-
-
 def demo_entities() -> list[dict[str, Any]]:
     """The demo catalog as its files write it: the numbers the pages must show."""
     documents: list[dict[str, Any]] = []
