@@ -1,0 +1,15 @@
+"""The scaffolder's policy actions."""
+
+from __future__ import annotations
+
+from portal import Action
+
+TEMPLATE_READ = Action(
+    "scaffolder.template.read", "See software templates and the forms they ask to fill"
+)
+TEMPLATE_RUN = Action("scaffolder.template.run", "Create a project from a software template")
+TASK_READ = Action("scaffolder.task.read", "See scaffolder runs, their steps and their logs")
+TASK_CANCEL = Action("scaffolder.task.cancel", "Stop a scaffolder run")
+ACTION_READ = Action("scaffolder.action.read", "See the actions templates can use")
+
+SCAFFOLDER_ACTIONS = [TEMPLATE_READ, TEMPLATE_RUN, TASK_READ, TASK_CANCEL, ACTION_READ]
