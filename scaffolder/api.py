@@ -12,12 +12,19 @@ from portal import requires
 from portal.db import SessionDep
 from portal.problems import use_backstage_statuses
 from scaffolder import actions, templates
+from scaffolder.steps.builtin import BUILT_IN_ACTIONS
 
 router = APIRouter(
     prefix="/api/scaffolder",
     tags=["scaffolder"],
     dependencies=[Depends(use_backstage_statuses)],
 )
+
+
+@router.get("/v2/actions", dependencies=[requires(actions.ACTION_READ)])
+def list_actions() -> list[dict[str, Any]]:
+    """Every action a template's steps may use, with its input and output schemas."""
+    return [action.listed() for action in BUILT_IN_ACTIONS]
 
 
 @router.get(

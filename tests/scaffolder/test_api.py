@@ -73,3 +73,14 @@ def test_only_a_template_has_a_parameter_schema(templates: TestClient) -> None:
 def test_reading_a_template_needs_a_sign_in(templates: TestClient, app: object) -> None:
     anonymous = TestClient(app)  # type: ignore[arg-type]
     assert anonymous.get(NODEJS).status_code == 401
+
+
+def test_the_actions_are_listed_with_their_schemas(client: TestClient) -> None:
+    listed = client.get(f"{BASE}/actions")
+
+    assert listed.status_code == 200
+    body = listed.json()
+    jsonschema.validate(body, {**response_schema("ListActionsResponse")})
+    by_id = {action["id"]: action for action in body}
+    assert {"debug:log", "fs:rename", "fs:delete"} <= set(by_id)
+    assert by_id["fs:rename"]["schema"]["input"]["required"] == ["files"]
