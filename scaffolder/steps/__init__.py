@@ -6,21 +6,83 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 
 from catalog.validation.problems import schema_problems
 from portal.errors import InvalidInput
+from scaffolder.templating import Templater
+
+
+class TemplateFiles(Protocol):
+    """The files a template brings with it (its skeletons), wherever they are kept."""
+
+    def tree(self, url: str, *, field: str) -> dict[str, bytes]:
+        """Every file under ``url`` (relative to the template), by its path under it."""
+        ...
+
+
+@dataclass(frozen=True)
+class FolderFiles:
+    """A template's files on disk: next to its ``template.yaml``, under the catalog's file
+    roots (read under the same rules as catalog locations)."""
+
+    base: Path  # the template's own folder
+    roots: tuple[Path, ...]
+    max_bytes: int = 10 * 1024 * 1024
+
+    def tree(self, url: str, *, field: str) -> dict[str, bytes]:
+        folder = (self.base / url).resolve()
+        if not any(folder == root or folder.is_relative_to(root) for root in self.roots):
+            raise InvalidInput.for_field(
+                field, f"{url!r} is outside the catalog's file roots", "a folder of the template"
+            )
+        if not folder.is_dir():
+            raise InvalidInput.for_field(field, f"{url!r} is not a folder", "a folder of files")
+        found: dict[str, bytes] = {}
+        total = 0
+        for path in sorted(folder.rglob("*")):
+            # A link is not followed: it could lead anywhere on the machine.
+            if path.is_file() and not path.is_symlink() and path.resolve().is_relative_to(folder):
+                total += path.stat().st_size
+                if total > self.max_bytes:
+                    raise InvalidInput.for_field(
+                        field, f"{url!r} holds more than {self.max_bytes:,} bytes", "a skeleton"
+                    )
+                found[path.relative_to(folder).as_posix()] = path.read_bytes()
+        return found
+
+
+@dataclass(frozen=True)
+class InlineFiles:
+    """A template's files sent with it (a dry run's ``directoryContents``)."""
+
+    files: Mapping[str, bytes]
+
+    def tree(self, url: str, *, field: str) -> dict[str, bytes]:
+        prefix = PurePosixPath(url).as_posix().removeprefix("./").strip("/")
+        if prefix in ("", "."):
+            return dict(self.files)
+        if ".." in PurePosixPath(prefix).parts:
+            raise InvalidInput.for_field(field, f"{url!r} leads out of the template", "./<folder>")
+        return {
+            path.removeprefix(prefix + "/"): content
+            for path, content in self.files.items()
+            if path.startswith(prefix + "/")
+        }
 
 
 @dataclass
 class StepContext:
-    """What an action sees of its run: the workspace and the run's log."""
+    """What an action sees of its run: the workspace, the run's log, the template's files
+    and the templater that renders them."""
 
     workspace: Path
     log: Callable[[str], None]
+    files: TemplateFiles = field(default_factory=lambda: InlineFiles({}))
+    templater: Templater = field(default_factory=Templater)
 
     def path(self, relative: str, *, field: str) -> Path:
         """``relative`` inside the workspace; a path that leads out of it is refused."""

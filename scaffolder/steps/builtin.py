@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,66 @@ def _delete(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _fetch_plain(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
+    files = context.files.tree(given["url"], field="input.url")
+    target = given.get("targetPath", "./")
+    written = _write_tree(context, target, files.items())
+    context.log(f"fetched {written} files from {given['url']} into {target}")
+    return {}
+
+
+def _fetch_template(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
+    if given.get("cookiecutterCompat"):
+        raise InvalidInput.for_field(
+            "input.cookiecutterCompat", "cookiecutter templates are not supported", "false"
+        )
+    files = context.files.tree(given["url"], field="input.url")
+    values = {"values": given.get("values") or {}}
+    verbatim = [*given.get("copyWithoutTemplating", []), *given.get("copyWithoutRender", [])]
+    extension = given.get("templateFileExtension", False)
+    suffix = ".njk" if extension is True else (extension or "")
+    rendered: list[tuple[str, bytes]] = []
+    for path, content in files.items():
+        is_verbatim = any(fnmatch.fnmatch(path, pattern) for pattern in verbatim)
+        is_template = not is_verbatim and (not suffix or path.endswith(suffix))
+        name = (
+            path
+            if is_verbatim
+            else context.templater.render_text(
+                path, values, field=f"{given['url']}/{path} (its name)"
+            )
+        )
+        if suffix and is_template:
+            name = name.removesuffix(suffix)
+        if is_template:
+            try:
+                text = content.decode()
+            except UnicodeDecodeError:
+                rendered.append((name, content))  # a binary file is copied as it is
+                continue
+            content = context.templater.render_text(
+                text, values, field=f"{given['url']}/{path}"
+            ).encode()
+        rendered.append((name, content))
+    target = given.get("targetPath", "./")
+    written = _write_tree(context, target, rendered)
+    context.log(f"rendered {written} files from {given['url']} into {target}")
+    return {}
+
+
+def _write_tree(context: StepContext, target: str, files: Iterable[tuple[str, bytes]]) -> int:
+    """Write ``files`` under ``target``; every path is checked before one is written."""
+    placed = [
+        (context.path(f"{target}/{name}", field=f"input.targetPath ({name})"), content)
+        for name, content in files
+        if name.strip("/")  # a name templated to nothing is left out, as in Backstage
+    ]
+    for path, content in placed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return len(placed)
+
+
 def _missing(field: str, path: str) -> InvalidInput:
     return InvalidInput.for_field(field, f"{path!r} is not in the workspace", "an existing file")
 
@@ -142,4 +204,48 @@ FS_DELETE = StepAction(
     },
 )
 
-BUILT_IN_ACTIONS = [DEBUG_LOG, FS_RENAME, FS_DELETE]
+_FETCH_COMMON = {
+    "url": {
+        "type": "string",
+        "minLength": 1,
+        "title": "a folder of the template, relative to its template.yaml, e.g. ./skeleton",
+    },
+    "targetPath": {"type": "string", "title": "a folder of the workspace, e.g. ./app"},
+}
+FETCH_PLAIN = StepAction(
+    "fetch:plain",
+    "Copy a folder of the template's files into the workspace as they are.",
+    _fetch_plain,
+    {"type": "object", "required": ["url"], "properties": _FETCH_COMMON},
+)
+FETCH_TEMPLATE = StepAction(
+    "fetch:template",
+    "Copy a folder of the template's files into the workspace, filling in "
+    "${{ values.x }} in their names and contents.",
+    _fetch_template,
+    {
+        "type": "object",
+        "required": ["url"],
+        "properties": {
+            **_FETCH_COMMON,
+            "values": {"type": "object", "title": "the values the files see as values.x"},
+            "copyWithoutTemplating": {
+                "type": "array",
+                "items": {"type": "string"},
+                "title": "glob patterns of files copied as they are",
+            },
+            "copyWithoutRender": {
+                "type": "array",
+                "items": {"type": "string"},
+                "title": "glob patterns of files copied as they are (older name)",
+            },
+            "templateFileExtension": {
+                "type": ["boolean", "string"],
+                "title": "true (.njk) or an extension: only files ending so are templated",
+            },
+            "cookiecutterCompat": {"type": "boolean", "title": "false"},
+        },
+    },
+)
+
+BUILT_IN_ACTIONS = [DEBUG_LOG, FETCH_PLAIN, FETCH_TEMPLATE, FS_RENAME, FS_DELETE]

@@ -93,6 +93,12 @@ def test_input_that_fails_the_schema_names_the_field(context: StepContext) -> No
 
 
 def test_action_ids_are_unique() -> None:
-    assert set(registry(BUILT_IN_ACTIONS)) == {"debug:log", "fs:rename", "fs:delete"}
+    assert set(registry(BUILT_IN_ACTIONS)) == {
+        "debug:log",
+        "fetch:plain",
+        "fetch:template",
+        "fs:rename",
+        "fs:delete",
+    }
     with pytest.raises(ValueError, match="two scaffolder actions are named debug:log"):
         registry([DEBUG_LOG, DEBUG_LOG])
