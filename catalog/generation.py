@@ -56,17 +56,24 @@ def current(session: Session) -> int:
     """The generation this session's transaction reads at, known once per transaction."""
     known = session.info.get(_GENERATION)
     if known is None:
-        # The watcher's generation is never newer than what this session reads when the
-        # session reads the latest data: it has not begun reading yet, or reads without a
-        # transaction. Inside an older snapshot, only the database can say.
-        watcher = _watchers.get(base_engine(session.get_bind()))  # type: ignore[arg-type]
-        reads_latest = not session.in_transaction() or session.info.get(READS_LATEST)
-        known = watcher.generation() if watcher is not None and reads_latest else None
+        known = _watched(session)
         if known is None:
             statement = select(CatalogState.generation).where(CatalogState.id == 1)
             known = int(session.exec(statement).one())
         session.info[_GENERATION] = known
     return int(known)
+
+
+def _watched(session: Session) -> int | None:
+    """The generation as the engine's watcher knows it, or None to ask the database.
+
+    The watcher's generation is never newer than what this session reads when the session
+    reads the latest data: it has not begun reading yet, or reads without a transaction.
+    Inside an older snapshot, only the database can say.
+    """
+    watcher = _watchers.get(base_engine(session.get_bind()))  # type: ignore[arg-type]
+    reads_latest = not session.in_transaction() or session.info.get(READS_LATEST)
+    return watcher.generation() if watcher is not None and reads_latest else None
 
 
 class _Memory:
@@ -165,9 +172,7 @@ def peek(session: Session, keys: Sequence[K]) -> dict[K, Any] | None:
     """The values remembered for ``keys``, or None unless every one is and the generation
     is known without asking the database: an answer with no database work at all, which
     can be given on the event loop."""
-    reads_latest = not session.in_transaction() or session.info.get(READS_LATEST)
-    watcher = _watchers.get(base_engine(session.get_bind()))  # type: ignore[arg-type]
-    generation = watcher.generation() if watcher is not None and reads_latest else None
+    generation = _watched(session)
     if generation is None:
         return None
     memory = _memory(session)

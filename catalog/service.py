@@ -207,18 +207,15 @@ def get_entity_by_uid(session: Session, uid: str) -> CatalogEntity:
 
 
 def entities_by_refs(
-    session: Session, refs: Sequence[str], *, matching: Any = None, columns: Sequence[Any] = ()
-) -> list[Any]:
-    """The entities for ``refs`` in their order (or rows of ``columns``, one named ``ref``);
-    None where the catalog has none (or where it does not meet the ``matching`` clause)."""
+    session: Session, refs: Sequence[str], *, matching: Any = None
+) -> list[CatalogEntity | None]:
+    """The entities for ``refs`` in their order; None where the catalog has none (or where
+    it does not meet the ``matching`` clause)."""
     keys = [parse_ref(ref, field=f"entityRefs[{index}]").key for index, ref in enumerate(refs)]
-    statement: Any = select(*columns) if columns else select(CatalogEntity)
-    statement = statement.where(col(CatalogEntity.ref).in_(set(keys)))
+    statement = select(CatalogEntity).where(col(CatalogEntity.ref).in_(set(keys)))
     if matching is not None:
         statement = statement.where(matching)
-    found = session.execute(statement)
-    rows = list(found if columns else found.scalars())
-    by_key = {row.ref: row for row in rows}
+    by_key = {row.ref: row for row in session.exec(statement).all()}
     return [by_key.get(key) for key in keys]
 
 
@@ -249,10 +246,6 @@ def relations_by_source(session: Session, refs: Sequence[str]) -> dict[str, list
     for relations in found.values():
         relations.sort(key=lambda relation: (relation["type"], relation["targetRef"]))
     return found
-
-
-def as_api_entity(entity: CatalogEntity, relations: list[dict[str, Any]]) -> dict[str, Any]:
-    return {**entity.body, "relations": relations}
 
 
 def source_of(type_: str, target: str) -> Source:

@@ -15,8 +15,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from catalog.validation.problems import schema_problems
 from portal.errors import FieldProblem, InvalidInput
+from portal.validation import schema_problems
 from scaffolder.steps import StepAction, StepContext
 
 

@@ -29,11 +29,9 @@ router = APIRouter()
 
 
 def _with_relations(session: Session, rows: list[Any], fields: list[str]) -> list[dict[str, Any]]:
-    relations = service.relations_by_source(session, [row.ref for row in rows])
-    return [
-        queries.select_fields(service.as_api_entity(row, relations[row.ref]), fields)
-        for row in rows
-    ]
+    """The entities as the API returns them, narrowed to ``fields`` (all when empty)."""
+    texts = answers.entities(session, [row.ref for row in rows])
+    return [queries.select_fields(json.loads(texts[row.ref] or "{}"), fields) for row in rows]
 
 
 def _page_response(page: queries.Page) -> Response:

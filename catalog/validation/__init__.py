@@ -42,7 +42,6 @@ from catalog.validation.metadata import (
     envelope_problems,
     metadata_problems,
 )
-from catalog.validation.problems import join_field, names_any, show
 from catalog.validation.schemas import (
     PAVED_API_VERSION,
     PAVED_KINDS,
@@ -51,6 +50,7 @@ from catalog.validation.schemas import (
     kind_schema,
 )
 from portal.errors import FieldProblem, InvalidInput
+from portal.validation import join_field, names_any, show
 
 __all__ = [
     "BACKSTAGE_API_VERSIONS",

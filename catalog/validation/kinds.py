@@ -13,14 +13,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from catalog.refs import ref_form
-from catalog.validation.problems import (
+from portal.errors import ConfigurationError, FieldProblem
+from portal.validation import (
     STRING,
     names_any,
     object_schema,
     schema_problems,
     text_schema,
 )
-from portal.errors import ConfigurationError, FieldProblem
 
 KindChecker = Callable[[Mapping[str, Any]], list[FieldProblem]]
 """Checks a whole entity of one kind; returns its problems, fields named from the root."""

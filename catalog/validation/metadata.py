@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator
 
 from catalog.validation.kinds import known_kinds
-from catalog.validation.problems import (
+from portal.errors import FieldProblem
+from portal.validation import (
     STRING,
     field_order,
     object_schema,
@@ -20,7 +21,6 @@ from catalog.validation.problems import (
     show,
     text_schema,
 )
-from portal.errors import FieldProblem
 
 ROOT_FIELDS = ("apiVersion", "kind", "metadata", "spec", "relations", "status")
 

@@ -14,8 +14,8 @@ from typing import Any
 from jsonschema.validators import validator_for
 
 from catalog.validation.kinds import KindChecker, register_kind
-from catalog.validation.problems import schema_problems
 from portal.errors import NotFound
+from portal.validation import schema_problems
 
 # The schema files stay beside the catalog's modules: catalog/schemas/.
 SCHEMA_DIR = Path(__file__).parent.parent / "schemas"

@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 
-from catalog.validation.problems import schema_problems
 from portal.errors import InvalidInput
+from portal.validation import schema_problems
 from scaffolder.templating import Templater
 
 

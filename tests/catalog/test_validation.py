@@ -18,9 +18,9 @@ from catalog.validation import (
     unregister_kind,
     validate_entity,
 )
-from catalog.validation import problems as problems_module
-from catalog.validation.problems import schema_problems
+from portal import validation as schema_checks
 from portal.errors import ConfigurationError, FieldProblem, InvalidInput, NotFound
+from portal.validation import schema_problems
 
 from conftest import BACKSTAGE_REFERENCE
 
@@ -537,6 +537,6 @@ def test_a_schema_with_keywords_read_differently_by_the_drafts_gets_no_quick_che
 
     assert schema_problems(tuple_items, [1]) != []
     assert schema_problems(unknown, {"x": 1}) != []
-    assert not problems_module._is_plain(tuple_items.schema)
-    assert not problems_module._is_plain(unknown.schema)
-    assert problems_module._is_plain(SCHEMA_UNDER_TEST)
+    assert not schema_checks._is_plain(tuple_items.schema)
+    assert not schema_checks._is_plain(unknown.schema)
+    assert schema_checks._is_plain(SCHEMA_UNDER_TEST)

@@ -1,6 +1,7 @@
-"""JSON schemas as field problems: schemas written with a ``title`` that says, in words,
-what a field expects, and each error a schema finds turned into a :class:`FieldProblem`
-named by its field (``spec.targets[2]``), with how problems are ordered and values quoted."""
+"""JSON schemas as field problems, for every area that checks input against a schema:
+schemas written with a ``title`` that says, in words, what a field expects, and each error
+a schema finds turned into a :class:`FieldProblem` named by its field (``spec.targets[2]``),
+with how problems are ordered and values quoted."""
 
 from __future__ import annotations
 
