@@ -1,6 +1,8 @@
 """Reading locations: files under the allowed roots, URLs on the allowed hosts, nothing else.
 
 A location is ``type`` plus ``target``: ``file`` with a path, ``url`` with an http(s) URL.
+A path inside a bare git repository (``<root>/team/project.git/catalog-info.yaml``, as
+``publish:git`` makes them) is the file on the repository's default branch.
 Relative targets (in a Location entity's ``spec.targets``) are resolved against the file or
 URL that names them. Every refusal is an ``InvalidInput`` naming ``target`` and saying what
 was expected, so it can be shown on the location.
@@ -8,6 +10,7 @@ was expected, so it can be shown on the location.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -78,6 +81,9 @@ def _read_file(path: Path, settings: CatalogSettings) -> bytes:
             f"{path} is outside the catalog's file roots",
             f"a file under one of catalog.file_roots ({configured})",
         )
+    repository = _bare_repository(path, roots)
+    if repository is not None:
+        return _read_from_git(repository, path.relative_to(repository).as_posix(), settings)
     try:
         size = path.stat().st_size
         if size > settings.max_file_bytes:
@@ -95,6 +101,48 @@ def _read_file(path: Path, settings: CatalogSettings) -> bytes:
         raise InvalidInput.for_field(
             "target", f"{path} cannot be read (permission denied)", "a readable file"
         ) from None
+
+
+def _bare_repository(path: Path, roots: list[Path]) -> Path | None:
+    """The bare git repository ``path`` is inside (``.../<repo>.git/catalog-info.yaml``),
+    if it is in one: such a path names the file on the repository's default branch."""
+    for folder in path.parents:
+        if not any(folder.is_relative_to(root) for root in roots):
+            return None
+        if (
+            folder.suffix == ".git"
+            and (folder / "HEAD").is_file()
+            and (folder / "objects").is_dir()
+        ):
+            return folder
+    return None
+
+
+def _read_from_git(repository: Path, inside: str, settings: CatalogSettings) -> bytes:
+    """The file ``inside`` the repository on its default branch (what ``HEAD`` names)."""
+    where = f"{repository}/{inside}"
+
+    def git(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            ["git", f"--git-dir={repository}", *args], capture_output=True, timeout=30, check=False
+        )
+
+    sized = git("cat-file", "-s", f"HEAD:{inside}")
+    if sized.returncode != 0:
+        raise InvalidInput.for_field(
+            "target",
+            f"{where} does not exist on the repository's default branch",
+            "a YAML file committed to the repository",
+        )
+    size = int(sized.stdout)
+    if size > settings.max_file_bytes:
+        raise _too_large(where, size, settings)
+    shown = git("cat-file", "blob", f"HEAD:{inside}")
+    if shown.returncode != 0:
+        raise InvalidInput.for_field(
+            "target", f"{where} is not a file: {shown.stderr.decode().strip()}", "a YAML file"
+        )
+    return shown.stdout
 
 
 def _read_url(url: str, settings: CatalogSettings) -> bytes:

@@ -63,6 +63,6 @@ is_admin if "admin" in input.user.roles
 denials contains sprintf("%s belongs to %s and you are not a member, so you cannot %s it", [input.resource.ref, input.resource.owner, verb]) if {
 	not verb in read_verbs
 	not is_admin
-	input.resource.owner
+	is_string(input.resource.owner)
 	not input.resource.owner in input.user.groups
 }

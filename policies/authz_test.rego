@@ -60,3 +60,8 @@ test_someone_without_a_role_is_told_to_ask_for_one if {
 	not d.allow
 	d.reasons == ["you have no role in Paved, so you cannot portal.home.read; ask a platform admin for one"]
 }
+
+test_a_resource_without_an_owner_is_not_another_teams if {
+	unowned := {"ref": "scaffolder-task:7", "kind": "ScaffolderTask", "owner": null}
+	authz.decision.allow with input as {"action": "scaffolder.task.cancel", "user": alice, "resource": unowned}
+}

@@ -20,7 +20,7 @@ from portal.health import ReadinessCheck
 from portal.hookspecs import hookimpl
 from portal.settings import Settings
 from portal.shell import EntityTab, NavItem
-from portal.tasks import TaskCancelled, TaskHandler
+from portal.tasks import TaskCancelled, TaskFailed, TaskHandler
 from portal.worker import TaskContext
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Settings",
     "TaskCancelled",
     "TaskContext",
+    "TaskFailed",
     "TaskHandler",
     "hookimpl",
     "requires",

@@ -21,7 +21,7 @@ from portal.auth import sessions
 from portal.auth.tokens import TokenCache
 from portal.db import create_database_engine
 from portal.errors import ConfigurationError
-from portal.gate import STATIC_PATH, is_ungated, route_action, walk_routes
+from portal.gate import STATIC_PATH, Authority, is_ungated, route_action, walk_routes
 from portal.health import ReadinessCheck, check_database, check_policy
 from portal.observability import Metrics, RequestMiddleware
 from portal.plugins import Plugins
@@ -206,6 +206,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             list(app.state.task_handlers.values()),
             settings.tasks,
             portal_settings=settings,
+            authority=Authority(app.state.policy, plugins),
         )
         worker.start()
         app.state.worker = worker

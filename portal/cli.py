@@ -532,8 +532,10 @@ def token_revoke(token_id: int) -> None:
 )
 def worker(drain: bool) -> None:
     """Run tasks in this process (beside portals with tasks.in_process_worker off)."""
-    from portal.app import collect_task_handlers
+    from portal.app import collect_policy_folders, collect_task_handlers
+    from portal.gate import Authority
     from portal.observability import configure_logging
+    from portal.policy import make_engine
     from portal.worker import Worker
 
     settings = load_settings()
@@ -542,11 +544,17 @@ def worker(drain: bool) -> None:
     _require_head(engine)
     plugins = _discover_plugins(settings)
     _warn_unhealthy(plugins)
+    policy = make_engine(
+        engine_url=settings.policy.engine_url,
+        timeout=settings.policy.timeout,
+        folders=collect_policy_folders(settings, plugins),
+    )
     runner = Worker(
         engine,
         list(collect_task_handlers(plugins).values()),
         settings.tasks,
         portal_settings=settings,
+        authority=Authority(policy, plugins),
     )
 
     def stop(_signal: int, _frame: FrameType | None) -> None:

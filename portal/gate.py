@@ -27,7 +27,8 @@ from portal.auth import sessions, tokens
 from portal.auth.identity import Identity
 from portal.db import SessionDep
 from portal.errors import Denied, EngineUnavailable, NotAuthenticated, PavedError
-from portal.policy import Decision, InProcessEngine
+from portal.plugins import Plugins
+from portal.policy import Decision, InProcessEngine, PolicyEngine
 from portal.settings import Settings
 
 log = logging.getLogger("paved.gate")
@@ -151,13 +152,27 @@ def requires(action: Action, *, resource: Callable[..., Any] = no_resource) -> A
 
     else:
 
+        async def may_try(
+            request: Request,
+            session: SessionDep,
+            identity: Annotated[Identity, Depends(current_identity)],
+        ) -> None:
+            """Before the resource is looked up: a caller whose role cannot do the action
+            at all is denied now, and learns nothing of the resource (not even whether it
+            exists, or what a request for it must hold)."""
+            decision = await run_in_threadpool(_evaluate, request, action, identity, None)
+            if not decision.allow:
+                await _deny(request, session, identity, action, None, list(decision.reasons))
+                raise denial(action, decision)
+
         async def gate(  # type: ignore[misc]
             request: Request,
             session: SessionDep,
             # Its own dependency, before the resource: who asks is known before anything
             # about the resource is looked up (or found missing).
             identity: Annotated[Identity, Depends(current_identity)],
-            # A default, not Annotated: the annotation is a string that cannot see it.
+            # Defaults, not Annotated: the annotations are strings that cannot see them.
+            _may_try: None = Depends(may_try),
             target: Resource | None = Depends(resource),
         ) -> Identity:
             await _guard(action, request, session, identity, target)
@@ -196,13 +211,8 @@ async def _guard(
         await _deny(request, session, identity, action, target, [reason])
         raise
     if not decision.allow:
-        reasons = list(decision.reasons) or ["the policy gave no reason"]
         await _deny(request, session, identity, action, target, list(decision.reasons))
-        raise Denied(
-            f"You may not {_lowercase_first(action.description)} ({action.name}).",
-            reasons=reasons,
-            action=action.name,
-        )
+        raise denial(action, decision)
     if unsafe and not action.is_read:
         record = partial(_record, request, identity, action, target, reasons=decision.reasons)
         db.on_commit(session, partial(record, outcome="succeeded"))
@@ -219,10 +229,17 @@ def policy_input(
     request: Request, action: Action, identity: Identity, target: Resource | None
 ) -> dict[str, Any]:
     """The input document of ARCHITECTURE.md, with the facts plugins add to ``context``."""
+    return policy_document(request.app.state.plugins, action, identity, target)
+
+
+def policy_document(
+    plugins: Plugins, action: Action, identity: Identity, target: Resource | None
+) -> dict[str, Any]:
+    """The input document for ``identity`` doing ``action`` to ``target``, in a request or
+    not (a task acting for the person who started it)."""
     user = identity.as_policy_user()
     resource = target.as_input() if target else None
     context: dict[str, Any] = {}
-    plugins = request.app.state.plugins
     failed: list[str] = []
     for plugin_name, facts in plugins.call(
         POLICY_CONTEXT_HOOK, failed=failed, action=action.name, user=user, resource=resource
@@ -242,6 +259,26 @@ def policy_input(
             "decided; see /admin/plugins"
         )
     return {"action": action.name, "user": user, "resource": resource, "context": context}
+
+
+@dataclass(frozen=True)
+class Authority:
+    """Decides actions outside a request: work a task does for the person who started it."""
+
+    policy: PolicyEngine
+    plugins: Plugins
+
+    def decide(self, action: Action, identity: Identity, target: Resource | None) -> Decision:
+        return self.policy.decide(policy_document(self.plugins, action, identity, target))
+
+
+def denial(action: Action, decision: Decision) -> Denied:
+    """The error a denied ``action`` raises, its reasons as the policy gave them."""
+    return Denied(
+        f"You may not {_lowercase_first(action.description)} ({action.name}).",
+        reasons=list(decision.reasons) or ["the policy gave no reason"],
+        action=action.name,
+    )
 
 
 def _evaluate(

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from portal.settings import Settings
     from portal.shell import EntityTab, NavItem
     from portal.tasks import TaskHandler
+    from scaffolder.steps import StepAction
 
 hookspec = pluggy.HookspecMarker("paved")
 hookimpl = pluggy.HookimplMarker("paved")
@@ -133,6 +134,21 @@ def paved_task_handlers() -> list[TaskHandler] | None:
     title=...)``; ``run(ctx)`` receives a ``TaskContext`` to read ``params``, write log
     lines, report progress and check for cancellation. ``kind`` is ``<plugin>.<verb>`` and
     must be unique.
+    """
+
+
+@hookspec
+def paved_scaffolder_actions() -> list[StepAction] | None:
+    """Contribute actions that software templates' steps can use (``action: train:submit``).
+
+    Called once when the app or a worker is assembled. Return ``StepAction(id, description,
+    run, input_schema, output_schema=...)`` from ``scaffolder.steps``; ``run(context,
+    input)`` gets a ``StepContext`` (the run's workspace, its log, and ``context.acting(id)``
+    to change things outside the workspace as the person who started the run) and the
+    step's input, already checked against ``input_schema``; it returns the step's output.
+    Ids are unique: an id already taken degrades the second plugin. Listed by
+    ``GET /api/scaffolder/v2/actions``. Set ``supports_dry_run=False`` if it changes
+    anything outside the workspace.
     """
 
 

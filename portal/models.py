@@ -75,6 +75,10 @@ class TaskLog(SQLModel, table=True):
     )
     level: str = Field(default="info", max_length=10)
     message: str = Field(sa_column=Column(Text, nullable=False))
+    # For work done in steps (a template's), which step the line is about and, when the
+    # line says the step started or ended, its status then.
+    step: str | None = Field(default=None, max_length=100)
+    step_status: str | None = Field(default=None, max_length=16)
 
 
 class PortalMeta(SQLModel, table=True):
@@ -121,6 +125,8 @@ class TaskLogOut(SQLModel):
     at: UtcMoment
     level: str
     message: str
+    step: str | None = None
+    step_status: str | None = None
 
 
 class PluginOut(SQLModel):

@@ -30,6 +30,7 @@ BACKSTAGE_NAMES = {
     503: "ServiceUnavailableError",
 }
 BACKSTAGE_STYLE = "paved.backstage_statuses"
+BACKSTAGE_BODIES = "paved.backstage_bodies"
 
 
 async def use_backstage_statuses(request: Request) -> None:
@@ -39,6 +40,12 @@ async def use_backstage_statuses(request: Request) -> None:
     Paved answers invalid input with 422 and ``application/problem+json`` elsewhere.
     """
     request.state.error_style = BACKSTAGE_STYLE
+
+
+async def use_backstage_error_bodies(request: Request) -> None:
+    """A router dependency for Backstage-shaped APIs that keep Paved's statuses (invalid
+    input is 422): errors say ``application/json``, which Backstage's clients read."""
+    request.state.error_style = BACKSTAGE_BODIES
 
 
 def problem_type(slug: str) -> str:
@@ -55,8 +62,9 @@ def respond_with_problem(
     errors: list[FieldProblem] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
-    backstage_style = getattr(request.state, "error_style", None) == BACKSTAGE_STYLE
-    if status == 422 and backstage_style:
+    style = getattr(request.state, "error_style", None)
+    backstage_style = style in (BACKSTAGE_STYLE, BACKSTAGE_BODIES)
+    if status == 422 and style == BACKSTAGE_STYLE:
         status = 400
     body: dict[str, Any] = {
         "type": problem_type(slug),

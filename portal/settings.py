@@ -232,7 +232,8 @@ class CatalogSettings(BaseModel):
         default_factory=list,
         description="Folders `file` locations may be under (JSON list in the environment, "
         "e.g. `PAVED_CATALOG__FILE_ROOTS='[\"/srv/catalog\"]'`). A file anywhere else is "
-        "refused. Paved's own demo catalog is always readable.",
+        "refused. Paved's own demo catalog, and the repositories it publishes "
+        "(`scaffolder.git_root`), are always readable.",
     )
     url_hosts: list[str] = Field(
         default_factory=list,
@@ -261,6 +262,32 @@ class CatalogSettings(BaseModel):
         Path("../shared/backstage-reference"),
         description="Folder of Backstage's reference data (example catalog, schemas, OpenAPI "
         "documents) that the compatibility tests read.",
+    )
+
+
+class ScaffolderSettings(BaseModel):
+    """Where templates run and where the projects they make are published."""
+
+    git_root: Path | None = Field(
+        None,
+        description="Folder of the git repositories `publish:git` creates (bare, one per "
+        "`<owner>/<repo>`); the catalog may read the files on their default branch. "
+        "Default: `<data_dir>/git`.",
+    )
+    git_remotes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Other hosts `publish:git` may push to, each with the remote URL of a "
+        'repository on it, e.g. `{"git.example.com": '
+        '"ssh://git@git.example.com/{owner}/{repo}.git"}`. A `repoUrl` on any host not '
+        "listed here (or `paved`, this portal's own repositories) is refused.",
+    )
+    workspace_root: Path | None = Field(
+        None,
+        description="Folder where each run renders its files before publishing them, kept for "
+        "a retry until the run ends. Default: `<data_dir>/scaffolder`.",
+    )
+    max_files: int = Field(
+        5000, ge=1, description="Most files a run may render into its workspace."
     )
 
 
@@ -311,6 +338,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    scaffolder: ScaffolderSettings = Field(default_factory=ScaffolderSettings)
 
     @field_validator("database_url")
     @classmethod
@@ -329,6 +357,21 @@ class Settings(BaseSettings):
         """The database URL with Paved's driver; the SQLite default lives in ``data_dir``."""
         raw = self.database_url or f"sqlite:///{self.data_dir / 'paved.db'}"
         return parse_database_url(raw)
+
+    @property
+    def git_root(self) -> Path:
+        """Where published repositories live (``scaffolder.git_root``, else in ``data_dir``)."""
+        return (self.scaffolder.git_root or self.data_dir / "git").absolute()
+
+    @property
+    def workspace_root(self) -> Path:
+        return (self.scaffolder.workspace_root or self.data_dir / "scaffolder").absolute()
+
+    @model_validator(mode="after")
+    def _catalog_reads_published_repositories(self) -> Settings:
+        if self.git_root not in self.catalog.file_roots:
+            self.catalog.file_roots.append(self.git_root)
+        return self
 
     @property
     def base_url(self) -> str:

@@ -28,6 +28,11 @@ class TaskCancelled(Exception):
     """Raised by a handler (or ``TaskContext.check_cancelled``) to stop a cancelled task."""
 
 
+class TaskFailed(Exception):
+    """Raised by a handler when its work failed for a reason it can say in a line (bad
+    input, a step that went wrong): the task fails with that line and no traceback."""
+
+
 @dataclass(frozen=True)
 class TaskHandler:
     """A kind of long work: ``run(ctx)`` does it and may return a JSON-able result dict."""
@@ -154,6 +159,34 @@ def request_cancel(session: Session, task_id: int, *, by: str | None = None) -> 
         session.refresh(task)
         raise Conflict(f"task {task_id} has already {task.status}")
     session.add(TaskLog(task_id=task_id, level="warning", message=message))
+    session.flush()
+    session.refresh(task)
+    return task
+
+
+def requeue(session: Session, task_id: int, *, by: str | None = None) -> Task:
+    """Queue a failed or cancelled task again (its handler decides where it picks up)."""
+    task = get_task(session, task_id)
+    again = {
+        "status": TaskStatus.QUEUED,
+        "cancel_requested": False,
+        "finished_at": None,
+        "error": None,
+        "result": None,
+        "attempts": 0,
+        "worker_id": None,
+        "heartbeat_at": None,
+    }
+    if not any(
+        _updated(session, task_id, status, again)
+        for status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+    ):
+        session.refresh(task)
+        raise Conflict(
+            f"task {task_id} is {task.status}; only a failed or cancelled one is retried"
+        )
+    who = f" by {by}" if by else ""
+    session.add(TaskLog(task_id=task_id, level="warning", message=f"retried{who}"))
     session.flush()
     session.refresh(task)
     return task

@@ -18,20 +18,27 @@ import socket
 import threading
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col
 
+from portal import audit
+from portal.actions import Action
+from portal.auth.identity import Identity
 from portal.db import utcnow
+from portal.errors import EngineUnavailable, PavedError
+from portal.gate import Authority, Resource, denial
 from portal.models import Task, TaskLog, TaskStatus
+from portal.plugins import Plugins
 from portal.settings import Settings, TaskSettings
-from portal.tasks import TaskCancelled, TaskHandler
+from portal.tasks import TaskCancelled, TaskFailed, TaskHandler
 
 log = logging.getLogger("paved.tasks")
+Done = TypeVar("Done")
 
 
 class TaskContext:
@@ -48,10 +55,26 @@ class TaskContext:
         self.claim_lost = threading.Event()
         self._worker = worker
 
-    def log(self, message: str, *, level: str = "info") -> None:
-        """Append a line to the task's log; browsers following the task see it at once."""
+    def log(
+        self,
+        message: str,
+        *,
+        level: str = "info",
+        step: str | None = None,
+        step_status: str | None = None,
+    ) -> None:
+        """Append a line to the task's log (about ``step``, if the work has steps, and saying
+        its new ``step_status`` when it changes); browsers following the task see it at once."""
         with Session(self.engine) as session:
-            session.add(TaskLog(task_id=self.task_id, level=level, message=message))
+            session.add(
+                TaskLog(
+                    task_id=self.task_id,
+                    level=level,
+                    message=message,
+                    step=step,
+                    step_status=step_status,
+                )
+            )
             session.commit()
 
     def progress(self, done: int, total: int) -> None:
@@ -72,10 +95,64 @@ class TaskContext:
             query = select(col(Task.cancel_requested)).where(col(Task.id) == self.task_id)
             return bool(session.scalar(query))
 
+    @property
+    def plugins(self) -> Plugins | None:
+        """The plugins of this worker's portal (None for a worker built without them)."""
+        authority = self._worker.authority
+        return authority.plugins if authority is not None else None
+
     def check_cancelled(self) -> None:
         """Raise ``TaskCancelled`` if the task should stop; call it between steps."""
         if self.is_cancel_requested():
             raise TaskCancelled
+
+    def act(
+        self,
+        action: Action,
+        identity: Identity,
+        resource: Resource | None,
+        work: Callable[[Session], Done],
+    ) -> Done:
+        """Do ``work`` as ``identity`` (the person who asked for the task): decided by the
+        policy as if they had asked, and audited in the same transaction as the work.
+
+        A denial raises ``Denied`` with the policy's reasons and is audited; so is work
+        that fails (nothing of it is kept).
+        """
+        authority = self._worker.authority
+        if authority is None:
+            raise EngineUnavailable(
+                f"this worker has no policy engine, so it cannot {action.name} for anyone"
+            )
+        decision = authority.decide(action, identity, resource)
+        event: dict[str, Any] = {
+            "actor": identity.ref,
+            "action": action.name,
+            "resource": resource.ref if resource else None,
+            "reasons": decision.reasons,
+        }
+        detail: dict[str, Any] = {"task": self.task_id, "via": "task"}
+        if not decision.allow:
+            audit.append_alone(self.engine, **event, allowed=False, outcome="denied", detail=detail)
+            raise denial(action, decision)
+        try:
+            with Session(self.engine) as session:
+                done = work(session)
+                audit.append_event(
+                    session, **event, allowed=True, outcome="succeeded", detail=detail
+                )
+                session.commit()
+        except Exception as exc:
+            error = exc.detail if isinstance(exc, PavedError) else type(exc).__name__
+            audit.append_alone(
+                self.engine,
+                **event,
+                allowed=True,
+                outcome="failed",
+                detail={**detail, "error": str(error)[:500]},
+            )
+            raise
+        return done
 
 
 def _rowcount(result: Any) -> int:
@@ -94,8 +171,11 @@ class Worker:
         *,
         worker_id: str | None = None,
         portal_settings: Settings | None = None,
+        authority: Authority | None = None,
     ) -> None:
         self.engine = engine
+        # Decides what tasks do for the people who started them (``TaskContext.act``).
+        self.authority = authority
         self.handlers = {handler.kind: handler for handler in handlers}
         self.settings = settings
         # The whole portal's settings, for handlers that need more than the task settings.
@@ -234,11 +314,14 @@ class Worker:
             context.log(f"resumed by {self.worker_id} (attempt {task.attempts})", level="warning")
         try:
             result = handler.run(context)
+        except TaskFailed as exc:
+            context.log(str(exc), level="error", step_status="failed")
+            return TaskStatus.FAILED, None, str(exc)
         except TaskCancelled:
             if self.is_stopping:
                 context.log("worker stopping; the task goes back to the queue", level="warning")
                 return None
-            context.log("cancelled", level="warning")
+            context.log("cancelled", level="warning", step_status="cancelled")
             return TaskStatus.CANCELLED, None, None
         except Exception as exc:
             log.exception("task %s (%s) failed", task.id, task.kind)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter
 
-from portal import Action, hookimpl
-from scaffolder import api
+from portal import Action, TaskHandler, hookimpl
+from scaffolder import api, execution
 from scaffolder.actions import SCAFFOLDER_ACTIONS
+
+POLICY_DIR = Path(__file__).parent / "policies"
 
 
 @hookimpl
@@ -17,3 +21,13 @@ def paved_actions() -> list[Action]:
 @hookimpl
 def paved_routes() -> list[APIRouter]:
     return [api.router]
+
+
+@hookimpl
+def paved_task_handlers() -> list[TaskHandler]:
+    return [execution.HANDLER]
+
+
+@hookimpl
+def paved_policy_dirs() -> list[Path]:
+    return [POLICY_DIR]

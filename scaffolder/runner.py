@@ -15,19 +15,20 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from portal.errors import FieldProblem, InvalidInput
+from portal.errors import Denied, FieldProblem, InvalidInput, PavedError
 from portal.validation import schema_problems
 from scaffolder.steps import StepAction, StepContext
 
 
 @dataclass(frozen=True)
 class StepEvent:
-    """A step starting, finishing, skipped or failing."""
+    """A step starting, finishing, skipped or failing (a finished one with its output)."""
 
     step_id: str
     name: str
     status: str  # processing, completed, skipped, failed
     message: str = ""
+    output: dict[str, Any] | None = None
 
 
 @dataclass
@@ -55,20 +56,55 @@ def run(
     actions: Mapping[str, StepAction],
     context: StepContext,
     user: Mapping[str, Any],
+    secrets: Mapping[str, str] | None = None,
+    done: Mapping[str, dict[str, Any]] | None = None,
     on_step: Callable[[StepEvent], None] = lambda event: None,
+    before_step: Callable[[], None] = lambda: None,
 ) -> RunResult:
     """Run every step of ``template`` with ``values``; raises InvalidInput naming the step
-    that failed (its action's own error inside)."""
+    that failed (its action's own error inside).
+
+    ``done`` holds the outputs of steps an earlier attempt finished: they are not run again
+    (a retry starts at the step that failed). ``before_step`` is called before each step
+    (to stop a cancelled run between steps). On a dry run, an action that would change
+    something outside the workspace is skipped and says so.
+    """
     problems = check_values(template, values)
     if problems:
         raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)
-    spec = template.get("spec") or {}
+    return run_steps(
+        template.get("spec") or {},
+        values,
+        actions=actions,
+        context=context,
+        user=user,
+        secrets=secrets,
+        done=done,
+        on_step=on_step,
+        before_step=before_step,
+    )
+
+
+def run_steps(
+    spec: Mapping[str, Any],
+    values: Mapping[str, Any],
+    *,
+    actions: Mapping[str, StepAction],
+    context: StepContext,
+    user: Mapping[str, Any],
+    secrets: Mapping[str, str] | None = None,
+    done: Mapping[str, dict[str, Any]] | None = None,
+    on_step: Callable[[StepEvent], None] = lambda event: None,
+    before_step: Callable[[], None] = lambda: None,
+) -> RunResult:
+    """The steps and output of a template's ``spec``, with values already checked."""
     result = RunResult(output={})
     scope: dict[str, Any] = {
         "parameters": dict(values),
+        "secrets": dict(secrets or {}),
         "steps": result.steps,
         "user": dict(user),
-        "context": {"task": {}},
+        "context": {"task": {"id": context.task_id}, "isDryRun": context.is_dry_run},
     }
     templater = context.templater
     steps = list(spec.get("steps") or [])
@@ -80,27 +116,46 @@ def run(
                 f"{step.get('action')!r} is not an action",
                 f"one of {', '.join(sorted(actions))}",
             )
+    finished = dict(done or {})
     for index, step in enumerate(steps):
-        step_id = str(step.get("id") or f"step-{index + 1}")
+        step_id = step_key(step, index)
         name = str(step.get("name") or step_id)
         where = f"spec.steps[{index}]"
         action = actions[str(step["action"])]
+        if step_id in finished:
+            result.steps[step_id] = {"output": finished[step_id]}
+            continue
+        before_step()
         if "if" in step:
             condition = templater.render_value(step["if"], scope, field=f"{where}.if")
             if not _truthy(condition):
                 on_step(StepEvent(step_id, name, "skipped", "its condition is false"))
                 continue
-        on_step(StepEvent(step_id, name, "processing"))
+        if context.is_dry_run and not action.supports_dry_run:
+            result.steps[step_id] = {"output": {}}
+            message = f"Skipping because {action.id} does not support dry-run"
+            on_step(StepEvent(step_id, name, "skipped", message))
+            continue
+        on_step(StepEvent(step_id, name, "processing", f"Beginning step {name}"))
         try:
             given = templater.render_value(step.get("input") or {}, scope, field=f"{where}.input")
             output = action(context, given)
-        except InvalidInput as exc:
-            on_step(StepEvent(step_id, name, "failed", exc.detail))
-            raise InvalidInput(f"step {name} ({step_id}) failed: {exc.detail}", exc.errors) from exc
+        except PavedError as exc:
+            said = exc.detail
+            if isinstance(exc, Denied) and exc.reasons:
+                said = f"{said} {'; '.join(exc.reasons)}"
+            errors = exc.errors if isinstance(exc, InvalidInput) else []
+            on_step(StepEvent(step_id, name, "failed", said))
+            raise InvalidInput(f"step {name} ({step_id}) failed: {said}", errors) from exc
         result.steps[step_id] = {"output": output}
-        on_step(StepEvent(step_id, name, "completed"))
+        on_step(StepEvent(step_id, name, "completed", f"Finished step {name}", output))
     result.output = templater.render_value(spec.get("output") or {}, scope, field="spec.output")
     return result
+
+
+def step_key(step: Mapping[str, Any], index: int) -> str:
+    """A step's id, as its events and ``steps.<id>`` name it."""
+    return str(step.get("id") or f"step-{index + 1}")
 
 
 def _form_schema(step: Mapping[str, Any]) -> dict[str, Any]:

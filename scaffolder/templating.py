@@ -68,6 +68,7 @@ def parse_entity_ref(ref: str, context: Mapping[str, str] | None = None) -> dict
 
 
 def pick(value: Mapping[str, Any], key: str) -> Any:
+    """One key of an object (``parseRepoUrl | pick('owner')``)."""
     return value.get(key) if isinstance(value, Mapping) else None
 
 
@@ -78,6 +79,7 @@ def project_slug(url: str) -> str:
 
 
 def dump(value: Any) -> str:
+    """A value as JSON text."""
     return json.dumps(value, default=str)
 
 
@@ -88,6 +90,34 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "projectSlug": project_slug,
     "dump": dump,
 }
+
+
+EXAMPLES = {
+    "parseRepoUrl": "${{ parameters.repoUrl | parseRepoUrl }}",
+    "parseEntityRef": "${{ parameters.owner | parseEntityRef }}",
+    "pick": "${{ parameters.repoUrl | parseRepoUrl | pick('owner') }}",
+    "projectSlug": "${{ parameters.repoUrl | projectSlug }}",
+    "dump": "${{ parameters | dump }}",
+}
+
+
+def extensions() -> dict[str, Any]:
+    """The filters and globals expressions may use, as ``/v2/templating-extensions``
+    lists them."""
+    filters = {
+        name: {
+            "description": (function.__doc__ or name).strip().splitlines()[0],
+            "examples": [{"example": EXAMPLES[name]}] if name in EXAMPLES else [],
+        }
+        for name, function in FILTERS.items()
+    }
+    functions = {
+        "range": {
+            "description": "The numbers from start to stop (exclusive), by step",
+            "examples": [{"example": "${{ range(3) | list }}"}],
+        }
+    }
+    return {"filters": filters, "globals": {"functions": functions, "values": {}}}
 
 
 class _Sandbox(SandboxedEnvironment):

@@ -7,13 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from jsonschema import Draft202012Validator
+from sqlmodel import Session
 
+from portal.actions import Action
 from portal.errors import InvalidInput
+from portal.gate import Resource
+from portal.settings import Settings
 from portal.validation import schema_problems
 from scaffolder.templating import Templater
+
+Done = TypeVar("Done")
 
 
 class TemplateFiles(Protocol):
@@ -74,15 +80,52 @@ class InlineFiles:
         }
 
 
+class Acting(Protocol):
+    """Does work outside the workspace as the person who started the run: decided by the
+    policy for them and audited with the work (``TaskContext.act``, bound to them)."""
+
+    def __call__(
+        self, action: Action, resource: Resource | None, work: Callable[[Session], Done]
+    ) -> Done: ...
+
+
+class NoFiles:
+    """A template read from a URL: it brings no files Paved can fetch."""
+
+    def tree(self, url: str, *, field: str) -> dict[str, bytes]:
+        raise InvalidInput.for_field(
+            field,
+            f"{url!r} cannot be fetched: the template was not read from a file location",
+            "a template registered from a file (or a git repository Paved publishes)",
+        )
+
+
 @dataclass
 class StepContext:
     """What an action sees of its run: the workspace, the run's log, the template's files
-    and the templater that renders them."""
+    and the templater that renders them; on a real run (not a dry run), the portal's
+    settings and a way to act for the person who started it."""
 
     workspace: Path
     log: Callable[[str], None]
     files: TemplateFiles = field(default_factory=lambda: InlineFiles({}))
     templater: Templater = field(default_factory=Templater)
+    settings: Settings | None = None
+    act: Acting | None = None
+    user_ref: str | None = None  # who started the run
+    task_id: int | None = None
+    is_dry_run: bool = False
+
+    def acting(self, action_id: str) -> tuple[Settings, Acting]:
+        """The settings and the way to act, which ``action_id`` needs; refused when the run
+        has none (a dry run, or outside the portal)."""
+        if self.settings is None or self.act is None:
+            raise InvalidInput.for_field(
+                "action",
+                f"{action_id} changes things outside the workspace, which this run may not do",
+                "a run started through the portal",
+            )
+        return self.settings, self.act
 
     def path(self, relative: str, *, field: str) -> Path:
         """``relative`` inside the workspace; a path that leads out of it is refused."""
@@ -108,6 +151,8 @@ class StepAction:
     input_schema: Mapping[str, Any]
     output_schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     examples: tuple[Mapping[str, str], ...] = ()
+    # Whether a dry run runs it: true for actions that only touch the workspace.
+    supports_dry_run: bool = True
 
     def listed(self) -> dict[str, Any]:
         """As ``GET /v2/actions`` lists it."""

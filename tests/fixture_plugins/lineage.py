@@ -17,6 +17,7 @@ from portal import (
     hookimpl,
     requires,
 )
+from scaffolder.steps import StepAction, StepContext
 
 LINEAGE_READ = Action("lineage.graph.read", "See how data sets and models derive")
 LINEAGE_WRITE = Action("lineage.graph.update", "Record a derivation")
@@ -51,6 +52,31 @@ def count_edges(ctx):  # type: ignore[no-untyped-def]
 def lineage_command(model: str) -> None:
     """Print the lineage of MODEL."""
     click.echo(f"{model} <- dataset:default/transactions")
+
+
+def record_lineage(context: StepContext, given: dict[str, str]) -> dict[str, str]:
+    context.log(f"{given['model']} derives from {given['dataset']}")
+    path = context.path("LINEAGE.md", field="input")
+    path.write_text(f"{given['dataset']} -> {given['model']}\n")
+    return {"edge": f"{given['dataset']}->{given['model']}"}
+
+
+RECORD_LINEAGE = StepAction(
+    id="lineage:record",
+    description="Notes where a new model's data comes from",
+    run=record_lineage,
+    input_schema={
+        "type": "object",
+        "required": ["model", "dataset"],
+        "properties": {"model": {"type": "string"}, "dataset": {"type": "string"}},
+    },
+    output_schema={"type": "object", "properties": {"edge": {"type": "string"}}},
+)
+
+
+@hookimpl
+def paved_scaffolder_actions():  # type: ignore[no-untyped-def]
+    return [RECORD_LINEAGE]
 
 
 @hookimpl

@@ -308,12 +308,17 @@ def test_a_resource_is_loaded_once_the_caller_is_known_and_ownership_is_decided_
         ):
             nobody = anonymous.delete("/api/probe/things/missing")
             assert loaded == []  # 401 before anything about the thing is looked up
+            with as_("auditor", "user:default/audrey", "group:default/audit") as audrey:
+                unable = audrey.delete("/api/probe/things/missing")
+            assert loaded == []  # a role without the action learns nothing of the thing
             missing = alice.delete("/api/probe/things/missing")
             other_team = dana.delete("/api/probe/things/scorer")
             loaded.clear()
             own = alice.delete("/api/probe/things/scorer")
 
     assert nobody.status_code == 401
+    assert unable.status_code == 403
+    assert unable.json()["reasons"] == ["none of your roles (auditor) allows probe.thing.delete"]
     assert missing.status_code == 404
     assert own.json() == {"deleted": "thing:default/scorer"}
     assert loaded == ["scorer"]  # the gate and the route shared one load
@@ -322,7 +327,12 @@ def test_a_resource_is_loaded_once_the_caller_is_known_and_ownership_is_decided_
         "thing:default/scorer belongs to group:default/fraud and you are not a member, "
         "so you cannot delete it"
     ]
-    denied, succeeded = _events(engine)
+    unable_event, denied, succeeded = _events(engine)
+    assert (unable_event.actor, unable_event.resource, unable_event.outcome) == (
+        "user:default/audrey",
+        None,
+        "denied",
+    )
     assert (denied.actor, denied.resource, denied.outcome) == (
         "user:default/dana",
         "thing:default/scorer",

@@ -66,7 +66,7 @@ def test_only_a_template_has_a_parameter_schema(templates: TestClient) -> None:
     assert "no-such-template" in missing.json()["error"]["message"]
 
     not_a_template = templates.get(f"{BASE}/templates/default/component/x/parameter-schema")
-    assert not_a_template.status_code == 400
+    assert not_a_template.status_code == 422
     assert not_a_template.json()["errors"][0]["field"] == "kind"
 
 

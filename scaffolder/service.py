@@ -1,0 +1,266 @@
+"""Template runs as persisted tasks: started (values checked, secrets sealed), listed,
+read with their events, cancelled and retried from the step that failed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from catalog import service as catalog
+from catalog.readers import allowed_roots
+from catalog.refs import EntityRef, parse_ref
+from portal import tasks
+from portal.auth.identity import Identity
+from portal.errors import InvalidInput, NotFound
+from portal.gate import Resource
+from portal.models import Task, TaskLog, TaskStatus
+from portal.settings import Settings
+from scaffolder import runner, secrets, templates
+from scaffolder.models import ScaffolderRun
+from scaffolder.steps import FolderFiles, NoFiles, TemplateFiles
+
+TASK_KIND = "scaffolder.run"
+API_VERSION = "scaffolder.backstage.io/v1beta3"
+OWNER_FIELDS = ("OwnerPicker", "MyGroupsPicker")
+
+# The task's status as Backstage names it.
+STATUS_NAMES = {
+    TaskStatus.QUEUED: "open",
+    TaskStatus.RUNNING: "processing",
+    TaskStatus.SUCCEEDED: "completed",
+    TaskStatus.FAILED: "failed",
+    TaskStatus.CANCELLED: "cancelled",
+}
+STATUS_OF_NAME = {name: status for status, name in STATUS_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as the API and pages show it: its task and what the scaffolder keeps of it."""
+
+    task: Task
+    run: ScaffolderRun
+
+    @property
+    def status(self) -> str:
+        return STATUS_NAMES[TaskStatus(self.task.status)]
+
+
+def parse_template_ref(text: str, *, field: str = "templateRef") -> EntityRef:
+    """``template:default/name`` (or ``default/name``, or ``name``): a Template's ref."""
+    ref = parse_ref(text, default_kind="template", field=field)
+    if ref.kind.lower() != templates.TEMPLATE_KIND:
+        raise InvalidInput.for_field(
+            field, f"{text!r} names a {ref.kind}, not a Template", "template:<namespace>/<name>"
+        )
+    return ref
+
+
+def target_owner(template: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+    """The owner the new project will have: the value of the form's owner field (an
+    ``OwnerPicker``, or a field named ``owner``), as a full ref; None if the form has none."""
+    parameters = (template.get("spec") or {}).get("parameters") or []
+    for schema in parameters if isinstance(parameters, list) else [parameters]:
+        properties = schema.get("properties") if isinstance(schema, Mapping) else None
+        for name, field in (properties or {}).items():
+            is_owner = name == "owner" or (
+                isinstance(field, Mapping) and field.get("ui:field") in OWNER_FIELDS
+            )
+            value = values.get(name)
+            if is_owner and isinstance(value, str) and value.strip():
+                return parse_ref(value.strip(), default_kind="group", field=name).key
+    return None
+
+
+def run_resource(session: Session, ref: EntityRef, values: Mapping[str, Any]) -> Resource:
+    """What ``scaffolder.template.run`` is about, as the policy sees it: the template, the
+    values (secrets left out) and the owner the new project would have."""
+    template = templates.get_template(session, ref)
+    kept, _ = secrets.split(template, values, {})
+    spec = template.get("spec") or {}
+    return Resource(
+        ref=ref.key,
+        kind="Template",
+        facts={
+            "template": {"type": spec.get("type"), "owner": spec.get("owner")},
+            "values": kept,
+            "target_owner": target_owner(template, values),
+        },
+    )
+
+
+def start_run(
+    session: Session,
+    ref: EntityRef,
+    values: Mapping[str, Any],
+    *,
+    sent_secrets: Mapping[str, str] | None = None,
+    by: Identity,
+    settings: Settings,
+) -> RunView:
+    """Check ``values`` against the template's form and queue its run; 422 naming each
+    field that does not fit (nothing is queued)."""
+    template = templates.get_template(session, ref)
+    problems = runner.check_values(template, values)
+    if problems:
+        raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)
+    kept, hidden = secrets.split(template, values, sent_secrets or {})
+    entity = catalog.get_entity(session, ref)
+    spec = template.get("spec") or {}
+    metadata = template.get("metadata") or {}
+    files_base = _files_base(entity.source)
+    task_spec = {
+        "apiVersion": template.get("apiVersion", API_VERSION),
+        "parameters": kept,
+        "steps": list(spec.get("steps") or []),
+        "output": spec.get("output") or {},
+        "templateInfo": {
+            "entityRef": ref.key,
+            "baseUrl": files_base.as_uri() + "/" if files_base else None,
+            "entity": {"metadata": metadata},
+        },
+        "user": {"ref": by.ref, "entity": user_entity(session, by)},
+    }
+    title = metadata.get("title") or metadata.get("name")
+    task = tasks.enqueue(
+        session,
+        TASK_KIND,
+        title=f"{title} for {by.display_name}",
+        params={"templateRef": ref.key},
+        created_by=by.ref,
+    )
+    assert task.id is not None
+    run = ScaffolderRun(
+        task_id=task.id,
+        template_ref=ref.key,
+        spec=task_spec,
+        acting_as={**by.to_session()},
+        files_base=str(files_base) if files_base else None,
+        sealed_secrets=secrets.seal(settings, hidden),
+    )
+    session.add(run)
+    session.flush()
+    return RunView(task, run)
+
+
+def _files_base(source: str) -> Path | None:
+    """The folder of a template read from a file: where its skeletons are."""
+    type_, _, target = source.partition(":")
+    return Path(target).parent if type_ == "file" else None
+
+
+def user_entity(session: Session, by: Identity) -> dict[str, Any]:
+    """The User entity of whoever runs the template (``${{ user.entity.metadata.name }}``);
+    a minimal one if the catalog has none."""
+    try:
+        return dict(catalog.get_entity(session, parse_ref(by.ref, default_kind="user")).body)
+    except (NotFound, InvalidInput):
+        name = by.ref.rsplit("/", 1)[-1]
+        return {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "User",
+            "metadata": {"name": name},
+            "spec": {"profile": {"displayName": by.display_name}},
+        }
+
+
+def get_run(session: Session, task_id: int) -> RunView:
+    run = session.get(ScaffolderRun, task_id)
+    if run is None:
+        raise NotFound(f"there is no scaffolder task {task_id}")
+    return RunView(tasks.get_task(session, task_id), run)
+
+
+def parse_task_id(text: str) -> int:
+    """Backstage's task ids are strings; Paved's are numbers."""
+    if not text.isdigit():
+        raise InvalidInput.for_field("taskId", f"{text!r} is not a task id", "a number, e.g. 12")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[RunView]
+    total: int
+
+
+def list_runs(
+    session: Session,
+    *,
+    created_by: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    newest_first: bool = True,
+) -> RunPage:
+    """Runs, newest first unless asked otherwise, of one person or with one status."""
+    query = select(Task, ScaffolderRun).join(
+        ScaffolderRun, col(ScaffolderRun.task_id) == col(Task.id)
+    )
+    if created_by:
+        query = query.where(col(Task.created_by) == created_by)
+    if status:
+        if status not in STATUS_OF_NAME:
+            raise InvalidInput.for_field(
+                "status", f"{status!r} is not a task status", ", ".join(STATUS_OF_NAME)
+            )
+        query = query.where(col(Task.status) == STATUS_OF_NAME[status])
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    order = col(Task.id).desc() if newest_first else col(Task.id)
+    rows = session.exec(query.order_by(order).offset(offset).limit(limit)).all()
+    return RunPage([RunView(task, run) for task, run in rows], total)
+
+
+def cancel_run(session: Session, task_id: int, *, by: Identity) -> RunView:
+    get_run(session, task_id)
+    tasks.request_cancel(session, task_id, by=by.ref)
+    return get_run(session, task_id)
+
+
+def retry_run(
+    session: Session,
+    task_id: int,
+    *,
+    sent_secrets: Mapping[str, str] | None,
+    by: Identity,
+    settings: Settings,
+) -> RunView:
+    """Queue a failed (or cancelled) run again: it starts at the step that did not finish,
+    in the same workspace. Secrets sent again replace the sealed ones."""
+    view = get_run(session, task_id)
+    tasks.requeue(session, task_id, by=by.ref)
+    if sent_secrets:
+        view.run.sealed_secrets = secrets.seal(settings, sent_secrets)
+        session.add(view.run)
+        session.flush()
+    return get_run(session, task_id)
+
+
+def list_events(session: Session, task_id: int, *, after: int = 0) -> list[TaskLog]:
+    get_run(session, task_id)
+    return tasks.list_log_lines(session, task_id, after=after)
+
+
+def template_files(files_base: str | None, settings: Settings) -> TemplateFiles:
+    """The files of a template whose template.yaml is in ``files_base`` (None: read from a
+    URL, so it has none Paved can fetch), under the catalog's rules for reading files."""
+    if files_base is None:
+        return NoFiles()
+    return FolderFiles(Path(files_base), tuple(allowed_roots(settings.catalog)))
+
+
+def template_of(session: Session, ref: EntityRef) -> tuple[dict[str, Any], str | None]:
+    """A Template entity and the folder of its files."""
+    template = templates.get_template(session, ref)
+    base = _files_base(catalog.get_entity(session, ref).source)
+    return template, str(base) if base else None
+
+
+def workspace_of(settings: Settings, task_id: int) -> Path:
+    """Where run ``task_id`` renders its files, kept until it ends."""
+    return settings.workspace_root / "tasks" / str(task_id)
