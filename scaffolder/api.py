@@ -131,6 +131,7 @@ def create_task(
         sent_secrets=body.secrets,
         by=user,
         settings=_settings(request),
+        known_actions=available_actions(request.app.state.plugins).keys(),
     )
     return {"id": str(view.task.id)}
 

@@ -22,7 +22,7 @@ from scaffolder.steps import InlineFiles, StepAction, StepContext, TemplateFiles
 @dataclass(frozen=True)
 class DryRun:
     log: list[dict[str, Any]]
-    files: list[dict[str, Any]]  # {path, base64Content, executable}
+    files: list[dict[str, Any]]  # {path, base64Content, content, executable}
     output: dict[str, Any]
     steps: list[dict[str, Any]]
 
@@ -110,10 +110,13 @@ def _tree(workspace: Path, max_files: int) -> list[dict[str, Any]]:
             raise InvalidInput.for_field(
                 "template", f"the run made more than {max_files:,} files", "fewer files"
             )
+        content = path.read_bytes()
         found.append(
             {
                 "path": path.relative_to(workspace).as_posix(),
-                "base64Content": base64.b64encode(path.read_bytes()).decode(),
+                # Exact in base64, as Backstage answers; as text too, as its schema asks.
+                "base64Content": base64.b64encode(content).decode(),
+                "content": content.decode(errors="replace"),
                 "executable": os.access(path, os.X_OK),
             }
         )

@@ -9,7 +9,7 @@ Every step's outcome is told to ``on_step`` as it happens, so a run can be follo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,13 +109,7 @@ def run_steps(
     templater = context.templater
     steps = list(spec.get("steps") or [])
     # Every action is known before the first step runs: nothing half-made for a typo.
-    for index, step in enumerate(steps):
-        if str(step.get("action")) not in actions:
-            raise InvalidInput.for_field(
-                f"spec.steps[{index}].action",
-                f"{step.get('action')!r} is not an action",
-                f"one of {', '.join(sorted(actions))}",
-            )
+    check_actions(spec, actions)
     finished = dict(done or {})
     for index, step in enumerate(steps):
         step_id = step_key(step, index)
@@ -151,6 +145,17 @@ def run_steps(
         on_step(StepEvent(step_id, name, "completed", f"Finished step {name}", output))
     result.output = templater.render_value(spec.get("output") or {}, scope, field="spec.output")
     return result
+
+
+def check_actions(spec: Mapping[str, Any], known: Collection[str]) -> None:
+    """Every step names an action in ``known``; InvalidInput naming the first that does not."""
+    for index, step in enumerate(spec.get("steps") or []):
+        if str(step.get("action")) not in known:
+            raise InvalidInput.for_field(
+                f"spec.steps[{index}].action",
+                f"{step.get('action')!r} is not an action",
+                f"one of {', '.join(sorted(known))}",
+            )
 
 
 def step_key(step: Mapping[str, Any], index: int) -> str:

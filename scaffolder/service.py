@@ -3,7 +3,7 @@ read with their events, cancelled and retried from the step that failed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,13 +102,15 @@ def start_run(
     sent_secrets: Mapping[str, str] | None = None,
     by: Identity,
     settings: Settings,
+    known_actions: Collection[str],
 ) -> RunView:
-    """Check ``values`` against the template's form and queue its run; 422 naming each
-    field that does not fit (nothing is queued)."""
+    """Check ``values`` against the template's form, and its steps' actions against those
+    known, and queue its run; 422 naming each field that does not fit (nothing is queued)."""
     template = templates.get_template(session, ref)
     problems = runner.check_values(template, values)
     if problems:
         raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)
+    runner.check_actions(template.get("spec") or {}, known_actions)
     kept, hidden = secrets.split(template, values, sent_secrets or {})
     entity = catalog.get_entity(session, ref)
     spec = template.get("spec") or {}

@@ -248,4 +248,50 @@ FETCH_TEMPLATE = StepAction(
     },
 )
 
-BUILT_IN_ACTIONS = [DEBUG_LOG, FETCH_PLAIN, FETCH_TEMPLATE, FS_RENAME, FS_DELETE]
+
+def _notify(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
+    """Paved has no notification centre: the notification is written to the run's log,
+    where its author (following the run) sees it."""
+    recipients = given.get("entityRefs") if given.get("recipients") == "entity" else ["everyone"]
+    context.log(
+        f"notification for {', '.join(map(str, recipients or []))}: {given['title']}"
+        + (f": {given['info']}" if given.get("info") else "")
+    )
+    return {}
+
+
+NOTIFICATION_SEND = StepAction(
+    "notification:send",
+    "Tell people something when the run gets here; Paved shows it in the run's log.",
+    _notify,
+    {
+        "type": "object",
+        "required": ["recipients", "title"],
+        "properties": {
+            "recipients": {"enum": ["broadcast", "entity"], "title": "broadcast or entity"},
+            "entityRefs": {
+                "type": "array",
+                "items": {"type": "string"},
+                "title": "who, when recipients is entity",
+            },
+            "title": {"type": "string", "title": "what to say"},
+            "info": {"type": "string", "title": "more about it"},
+            "link": {"type": "string", "title": "a link to follow"},
+            "severity": {
+                "enum": ["critical", "high", "normal", "low"],
+                "title": "how urgent",
+            },
+            "scope": {"type": "string"},
+            "optional": {"type": "boolean"},
+        },
+    },
+)
+
+BUILT_IN_ACTIONS = [
+    DEBUG_LOG,
+    FETCH_PLAIN,
+    FETCH_TEMPLATE,
+    FS_RENAME,
+    FS_DELETE,
+    NOTIFICATION_SEND,
+]

@@ -31,6 +31,7 @@ from scaffolder.templating import REPO_URL_FORM, parse_repo_url
 LOCAL_HOST = "paved"
 # One path segment of a repository's owner or name: what git hosts accept.
 SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+BRANCH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$")
 SEGMENT_FORM = "letters, digits, '.', '_' or '-', starting with a letter or digit"
 ALIASES = ("publish:github", "publish:gitlab", "publish:bitbucket", "publish:gitea")
 
@@ -98,6 +99,10 @@ def _publish(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
     settings, act = context.acting("publish:git")
     where = destination(str(given["repoUrl"]), settings)
     branch = str(given.get("defaultBranch") or "main")
+    if not BRANCH.match(branch) or ".." in branch or branch.endswith((".", "/", ".lock")):
+        raise InvalidInput.for_field(
+            "input.defaultBranch", f"{branch!r} is not a branch name", "e.g. main"
+        )
     source = context.path(str(given.get("sourcePath") or "."), field="input.sourcePath")
     if not source.is_dir():
         raise InvalidInput.for_field(

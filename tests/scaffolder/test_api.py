@@ -82,5 +82,14 @@ def test_the_actions_are_listed_with_their_schemas(client: TestClient) -> None:
     body = listed.json()
     jsonschema.validate(body, {**response_schema("ListActionsResponse")})
     by_id = {action["id"]: action for action in body}
-    assert {"debug:log", "fs:rename", "fs:delete"} <= set(by_id)
+    assert {
+        "fetch:template",
+        "fetch:plain",
+        "fs:rename",
+        "fs:delete",
+        "debug:log",
+        "catalog:write",
+        "catalog:register",
+        "publish:git",
+    } <= set(by_id)
     assert by_id["fs:rename"]["schema"]["input"]["required"] == ["files"]

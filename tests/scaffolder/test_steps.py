@@ -8,7 +8,7 @@ import pytest
 
 from portal.errors import InvalidInput
 from scaffolder.steps import StepContext, registry
-from scaffolder.steps.builtin import BUILT_IN_ACTIONS, DEBUG_LOG, FS_DELETE, FS_RENAME
+from scaffolder.steps.builtin import DEBUG_LOG, FS_DELETE, FS_RENAME
 
 
 @pytest.fixture
@@ -93,12 +93,22 @@ def test_input_that_fails_the_schema_names_the_field(context: StepContext) -> No
 
 
 def test_action_ids_are_unique() -> None:
-    assert set(registry(BUILT_IN_ACTIONS)) == {
+    from scaffolder.execution import BUILT_IN
+
+    assert set(registry(BUILT_IN)) == {
         "debug:log",
         "fetch:plain",
         "fetch:template",
         "fs:rename",
         "fs:delete",
+        "notification:send",
+        "catalog:write",
+        "catalog:register",
+        "publish:git",
+        "publish:github",
+        "publish:gitlab",
+        "publish:bitbucket",
+        "publish:gitea",
     }
     with pytest.raises(ValueError, match="two scaffolder actions are named debug:log"):
         registry([DEBUG_LOG, DEBUG_LOG])
