@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, false, func, not_, or_, true
 from sqlmodel import Session, col, select
 
-from catalog import ingestion, readers
+from catalog import ingestion, queries, readers
 from catalog.ingestion import Outcome
 from catalog.models import CatalogEntity, CatalogLocation, CatalogRelation, delete_entities
 from catalog.readers import DEMO_DIR, Source
@@ -418,3 +418,10 @@ def check_entity(
                 FieldProblem(field, problem.message, problem.expected) for problem in exc.errors
             )
     return problems
+
+
+def entities_of_kind(session: Session, kind: str, *, limit: int = 500) -> list[CatalogEntity]:
+    """Entities of one kind (Template, Group...), by namespace and name: for pickers and
+    lists of a few hundred, not for browsing the catalog."""
+    query = queries.Query(filter=queries.parse_filters([f"kind={kind}"]), limit=limit)
+    return list(queries.run(session, query, with_total=False).rows)

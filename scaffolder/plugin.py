@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from portal import Action, TaskHandler, hookimpl
-from scaffolder import api, execution
+from portal import Action, NavItem, TaskHandler, hookimpl
+from scaffolder import api, execution, pages
 from scaffolder.actions import SCAFFOLDER_ACTIONS
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -20,7 +20,12 @@ def paved_actions() -> list[Action]:
 
 @hookimpl
 def paved_routes() -> list[APIRouter]:
-    return [api.router]
+    return [api.router, pages.router]
+
+
+@hookimpl
+def paved_nav_items() -> list[NavItem]:
+    return [NavItem("Create", "/create", order=20)]
 
 
 @hookimpl

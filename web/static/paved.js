@@ -40,8 +40,50 @@ function followTaskLog(log) {
   });
 }
 
+// A scaffolder run: its log lines, each step's status as it changes, and, when it ends,
+// its summary (status and links) fetched again.
+function followRun(log) {
+  const source = new EventSource(`${log.dataset.follow}?after=${log.dataset.after || 0}`);
+
+  function show(event) {
+    const shown = JSON.parse(event.data);
+    if (!shown.body || log.querySelector(`[data-id="${shown.id}"]`)) return;
+    const span = document.createElement("span");
+    span.className = `log-${shown.level || "info"}`;
+    span.dataset.id = shown.id;
+    const step = shown.body.stepId ? `[${shown.body.stepId}] ` : "";
+    span.textContent = `${new Date(shown.createdAt).toISOString().slice(11, 19)} ${step}${shown.body.message}\n`;
+    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.appendChild(span);
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    if (shown.body.stepId && shown.body.status) {
+      const badge = document.querySelector(`[data-step="${shown.body.stepId}"] [data-step-status]`);
+      if (badge) {
+        badge.textContent = shown.body.status;
+        badge.className = `status status-${shown.body.status}`;
+      }
+    }
+  }
+
+  async function finish(event) {
+    show(event);
+    source.close();
+    log.dataset.follow = "";
+    const summary = document.getElementById("run-summary");
+    const answer = await fetch(log.dataset.summary, { headers: { Accept: "text/html" } });
+    if (summary && answer.ok) summary.outerHTML = await answer.text();
+  }
+
+  source.addEventListener("log", show);
+  source.addEventListener("completion", finish);
+  source.addEventListener("cancelled", finish);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("#task-log[data-follow]").forEach((log) => {
     if (log.dataset.follow) followTaskLog(log);
+  });
+  document.querySelectorAll("#run-log[data-follow]").forEach((log) => {
+    if (log.dataset.follow) followRun(log);
   });
 });

@@ -1,0 +1,208 @@
+"""A template's form as the portal shows it: each JSON-schema field as an input, with the
+pickers Backstage's form has (owner, entity, repository location, entity name), values read
+back from a posted HTML form, and problems shown beside their fields."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from portal.errors import FieldProblem
+from scaffolder.templating import parse_repo_url
+
+OWNER_PICKERS = ("OwnerPicker", "MyGroupsPicker")
+ENTITY_PICKERS = ("EntityPicker", "OwnedEntityPicker")
+REPO_PICKER = "RepoUrlPicker"
+REPO_PARTS = ("host", "owner", "repo")
+
+
+@dataclass
+class FormField:
+    """One input of the form."""
+
+    name: str
+    title: str
+    widget: str  # text, textarea, password, number, checkbox, select, multiselect, repo, json
+    description: str = ""
+    required: bool = False
+    value: Any = None
+    options: list[tuple[str, str]] = field(default_factory=list)  # (value, label)
+    pattern: str | None = None
+    problems: list[FieldProblem] = field(default_factory=list)
+    parts: dict[str, str] = field(default_factory=dict)  # a repository location's parts
+    hosts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FormStep:
+    title: str
+    description: str
+    fields: list[FormField]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the pickers offer: the groups of whoever fills the form, entities by kind, and
+    the hosts repositories may be published to."""
+
+    groups: Sequence[str]
+    entities: Mapping[str, Sequence[tuple[str, str]]]  # kind -> (ref, label)
+    hosts: Sequence[str]
+
+
+def steps_of(template: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    parameters = (template.get("spec") or {}).get("parameters") or []
+    steps = parameters if isinstance(parameters, list) else [parameters]
+    return [step for step in steps if isinstance(step, Mapping)]
+
+
+def picker_kinds(template: Mapping[str, Any]) -> set[str]:
+    """The entity kinds the form's entity pickers choose from."""
+    kinds: set[str] = set()
+    for step in steps_of(template):
+        for spec in (step.get("properties") or {}).values():
+            if isinstance(spec, Mapping) and spec.get("ui:field") in ENTITY_PICKERS:
+                kinds.update(_allowed_kinds(spec))
+    return kinds
+
+
+def _allowed_kinds(spec: Mapping[str, Any]) -> list[str]:
+    options = spec.get("ui:options") or {}
+    kinds = options.get("allowedKinds") or []
+    kind_filter = (options.get("catalogFilter") or {}).get("kind")
+    if kind_filter:
+        kinds = [*kinds, *([kind_filter] if isinstance(kind_filter, str) else kind_filter)]
+    return [str(kind) for kind in kinds] or ["Component"]
+
+
+def build(
+    template: Mapping[str, Any],
+    values: Mapping[str, Any],
+    problems: Sequence[FieldProblem],
+    choices: Choices,
+) -> list[FormStep]:
+    """The form's steps and fields, filled with ``values`` and ``problems`` beside them."""
+    by_field: dict[str, list[FieldProblem]] = {}
+    for problem in problems:
+        by_field.setdefault(problem.field.split(".")[0].split("[")[0], []).append(problem)
+    built = []
+    for step in steps_of(template):
+        required = set(step.get("required") or [])
+        fields = [
+            _field(str(name), spec, name in required, values.get(str(name)), choices)
+            for name, spec in (step.get("properties") or {}).items()
+            if isinstance(spec, Mapping)
+        ]
+        for item in fields:
+            item.problems = by_field.get(item.name, [])
+        built.append(
+            FormStep(str(step.get("title") or ""), str(step.get("description") or ""), fields)
+        )
+    return built
+
+
+def _field(
+    name: str, spec: Mapping[str, Any], required: bool, value: Any, choices: Choices
+) -> FormField:
+    ui_field = spec.get("ui:field")
+    kind = spec.get("type")
+    made = FormField(
+        name=name,
+        title=str(spec.get("title") or name),
+        description=str(spec.get("description") or spec.get("ui:help") or ""),
+        required=required,
+        value=spec.get("default") if value is None else value,
+        pattern=spec.get("pattern"),
+        widget="text",
+    )
+    if ui_field in OWNER_PICKERS:
+        made.widget = "select"
+        made.options = [(group, group.split("/")[-1]) for group in choices.groups]
+    elif ui_field in ENTITY_PICKERS:
+        made.widget = "select"
+        made.options = [
+            option for kind in _allowed_kinds(spec) for option in choices.entities.get(kind, [])
+        ]
+    elif ui_field == REPO_PICKER:
+        made.widget = "repo"
+        allowed = (spec.get("ui:options") or {}).get("allowedHosts") or []
+        made.hosts = [host for host in choices.hosts if not allowed or host in allowed]
+        made.hosts = made.hosts or list(choices.hosts)
+        made.parts = _repo_parts(value)
+    elif "enum" in spec:
+        made.widget = "select"
+        names = spec.get("enumNames") or spec.get("ui:enumNames") or spec["enum"]
+        made.options = [(str(v), str(label)) for v, label in zip(spec["enum"], names, strict=False)]
+    elif kind == "array" and isinstance(spec.get("items"), Mapping) and "enum" in spec["items"]:
+        made.widget = "multiselect"
+        made.options = [(str(v), str(v)) for v in spec["items"]["enum"]]
+    elif kind == "array":
+        made.widget = "lines"
+    elif kind == "boolean":
+        made.widget = "checkbox"
+    elif kind in ("integer", "number"):
+        made.widget = "number"
+    elif kind == "object":
+        made.widget = "json"
+    elif spec.get("ui:widget") == "password" or ui_field == "Secret":
+        made.widget = "password"
+        made.value = None  # never sent back to the browser
+    elif spec.get("ui:widget") == "textarea":
+        made.widget = "textarea"
+    return made
+
+
+def _repo_parts(value: Any) -> dict[str, str]:
+    try:
+        return parse_repo_url(value) if isinstance(value, str) and value else {}
+    except ValueError:
+        return {}
+
+
+def read_values(template: Mapping[str, Any], posted: Mapping[str, list[str]]) -> dict[str, Any]:
+    """The values a posted form holds, typed as the template's schema says; a value that
+    does not fit is kept as typed, for the schema check to name."""
+    values: dict[str, Any] = {}
+    for step in steps_of(template):
+        for name, spec in (step.get("properties") or {}).items():
+            if not isinstance(spec, Mapping):
+                continue
+            value = _read(str(name), spec, posted)
+            if value is not None:
+                values[str(name)] = value
+    return values
+
+
+def _read(name: str, spec: Mapping[str, Any], posted: Mapping[str, list[str]]) -> Any:
+    kind = spec.get("type")
+    if spec.get("ui:field") == REPO_PICKER:
+        parts = {part: (posted.get(f"{name}.{part}") or [""])[0].strip() for part in REPO_PARTS}
+        if not parts["repo"]:
+            return None
+        return f"{parts['host']}?{urlencode({'owner': parts['owner'], 'repo': parts['repo']})}"
+    if kind == "boolean":
+        return bool(posted.get(name)) and posted[name][-1] not in ("", "false")
+    given = [item for item in posted.get(name, []) if item != ""]
+    if kind == "array":
+        if isinstance(spec.get("items"), Mapping) and "enum" in spec["items"]:
+            return given
+        lines = "\n".join(given).splitlines()
+        return [line.strip() for line in lines if line.strip()]
+    if not given:
+        return None
+    text = given[-1]
+    if kind in ("integer", "number"):
+        try:
+            return int(text) if kind == "integer" else float(text)
+        except ValueError:
+            return text
+    if kind == "object":
+        import json
+
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text

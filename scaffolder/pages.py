@@ -1,0 +1,281 @@
+"""The scaffolder's pages: the templates to create from, each template's form (checked field
+by field as it is filled), and a run's page with its steps and log followed live.
+
+Every page works without JavaScript (a form posts, a run's page reloads); with htmx the
+form is checked as it changes, and a run's page follows its events as they happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from sqlmodel import Session
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from catalog import service as catalog
+from catalog.pages import entity_url
+from catalog.refs import EntityRef, parse_ref, ref_of
+from portal import FieldProblem, Identity, Resource, requires
+from portal.db import SessionDep
+from portal.settings import Settings
+from portal.shell import Shell
+from scaffolder import actions, forms, runner, service, templates
+from scaffolder.api import task_of
+from scaffolder.execution import available_actions
+from scaffolder.steps.publish import LOCAL_HOST
+
+router = APIRouter(include_in_schema=False)
+
+
+def _shell(request: Request) -> Shell:
+    shell: Shell = request.app.state.shell
+    return shell
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _posted(form: FormData) -> dict[str, list[str]]:
+    return {
+        key: [value for value in form.getlist(key) if isinstance(value, str)]
+        for key in form
+        if key != "csrf_token"
+    }
+
+
+def _choices(
+    session: Session, template: Mapping[str, Any], identity: Identity, settings: Settings
+) -> forms.Choices:
+    groups = list(identity.groups)
+    if "admin" in identity.roles:  # admins create for any team
+        groups += [str(ref_of(g.body)) for g in catalog.entities_of_kind(session, "group")]
+    entities = {
+        kind: [
+            (
+                str(ref_of(row.body)),
+                row.body["metadata"].get("title") or row.body["metadata"]["name"],
+            )
+            for row in catalog.entities_of_kind(session, kind)
+        ]
+        for kind in forms.picker_kinds(template)
+    }
+    hosts = [LOCAL_HOST, *sorted(settings.scaffolder.git_remotes)]
+    return forms.Choices(sorted(dict.fromkeys(groups)), entities, hosts)
+
+
+def _template_ref(namespace: str, name: str) -> EntityRef:
+    return EntityRef("template", namespace, name)
+
+
+def _form_context(
+    request: Request,
+    session: Session,
+    identity: Identity,
+    ref: EntityRef,
+    values: Mapping[str, Any],
+    problems: list[FieldProblem],
+) -> dict[str, Any]:
+    template = templates.get_template(session, ref)
+    metadata = template.get("metadata") or {}
+    choices = _choices(session, template, identity, _settings(request))
+    return {
+        "ref": ref,
+        "template": template,
+        "title": metadata.get("title") or metadata.get("name"),
+        "description": metadata.get("description") or "",
+        "steps": forms.build(template, values, problems, choices),
+        "action_url": f"/create/templates/{ref.namespace}/{ref.name}",
+        "problems": problems,
+    }
+
+
+@router.get("/create", dependencies=[requires(actions.TEMPLATE_READ)])
+def templates_page(request: Request, session: SessionDep) -> HTMLResponse:
+    """Every template in the catalog, to create a project from."""
+    found = []
+    for row in catalog.entities_of_kind(session, "template"):
+        metadata = row.body.get("metadata") or {}
+        spec = row.body.get("spec") or {}
+        ref = ref_of(row.body)
+        found.append(
+            {
+                "url": f"/create/templates/{ref.namespace}/{ref.name}",
+                "title": metadata.get("title") or metadata["name"],
+                "description": metadata.get("description") or "",
+                "type": spec.get("type") or "",
+                "tags": metadata.get("tags") or [],
+                "owner": spec.get("owner") or "",
+            }
+        )
+    runs = service.list_runs(session, limit=10).runs
+    return _shell(request).render(
+        request, "scaffolder/templates.html", {"templates": found, "runs": runs}
+    )
+
+
+@router.get("/create/templates/{namespace}/{name}")
+def form_page(
+    namespace: str,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    identity: Annotated[Identity, requires(actions.TEMPLATE_READ)],
+) -> HTMLResponse:
+    """A template's form, with its defaults."""
+    context = _form_context(request, session, identity, _template_ref(namespace, name), {}, [])
+    return _shell(request).render(request, "scaffolder/form.html", context)
+
+
+@router.post("/create/templates/{namespace}/{name}/check")
+async def check_form(
+    namespace: str,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    identity: Annotated[Identity, requires(actions.TEMPLATE_READ)],
+) -> HTMLResponse:
+    """The form again, as filled so far, with the problems of the fields filled in (htmx
+    swaps it on every change; a field left empty is only said missing when sent)."""
+    ref = _template_ref(namespace, name)
+    posted = _posted(await request.form())
+    template = templates.get_template(session, ref)
+    values = forms.read_values(template, posted)
+    touched = {key.split(".")[0] for key, given in posted.items() if any(given)}
+    problems = [
+        p for p in runner.check_values(template, values) if p.field.split(".")[0] in touched
+    ]
+    context = _form_context(request, session, identity, ref, values, problems)
+    return _shell(request).render(
+        request, "scaffolder/form.html", context, fragment="scaffolder/_form.html"
+    )
+
+
+async def template_from_form(
+    namespace: str, name: str, request: Request, session: SessionDep
+) -> Resource:
+    """The template the form runs, with the values filled in (for the policy)."""
+    ref = _template_ref(namespace, name)
+    template = templates.get_template(session, ref)
+    values = forms.read_values(template, _posted(await request.form()))
+    return service.run_resource(session, ref, values)
+
+
+@router.post("/create/templates/{namespace}/{name}")
+async def run_form(
+    namespace: str,
+    name: str,
+    request: Request,
+    session: SessionDep,
+    identity: Annotated[Identity, requires(actions.TEMPLATE_RUN, resource=template_from_form)],
+) -> Response:
+    """Run the template with the form's values and go to the run's page; a form that does
+    not fit comes back with each problem beside its field."""
+    ref = _template_ref(namespace, name)
+    template = templates.get_template(session, ref)
+    values = forms.read_values(template, _posted(await request.form()))
+    problems = runner.check_values(template, values)
+    if problems:
+        context = _form_context(request, session, identity, ref, values, problems)
+        return _shell(request).render(request, "scaffolder/form.html", context, status_code=422)
+    view = service.start_run(
+        session,
+        ref,
+        values,
+        by=identity,
+        settings=_settings(request),
+        known_actions=available_actions(request.app.state.plugins).keys(),
+    )
+    return RedirectResponse(f"/create/tasks/{view.task.id}", status_code=303)
+
+
+def _run_context(session: Session, task_id: int) -> dict[str, Any]:
+    view = service.get_run(session, task_id)
+    lines = service.list_events(session, task_id)
+    statuses: dict[str, str] = {}
+    for line in lines:
+        if line.step and line.step_status:
+            statuses[line.step] = line.step_status
+    steps = [
+        {
+            "id": runner.step_key(step, index),
+            "name": step.get("name") or runner.step_key(step, index),
+            "action": step.get("action"),
+            "status": statuses.get(runner.step_key(step, index), "open"),
+        }
+        for index, step in enumerate(view.run.spec.get("steps") or [])
+    ]
+    info = view.run.spec.get("templateInfo") or {}
+    metadata = (info.get("entity") or {}).get("metadata") or {}
+    return {
+        "view": view,
+        "task": view.task,
+        "status": view.status,
+        "is_finished": view.status in ("completed", "failed", "cancelled"),
+        "title": metadata.get("title") or metadata.get("name") or view.run.template_ref,
+        "template_url": entity_url(parse_ref(view.run.template_ref)),
+        "steps": steps,
+        "lines": lines,
+        "links": _links((view.run.output or {}).get("links") or []),
+        "texts": (view.run.output or {}).get("text") or [],
+    }
+
+
+def _links(links: list[Any]) -> list[dict[str, str]]:
+    """The run's output links: a URL as it is, an entity ref as its catalog page; a local
+    repository (file://) as the command that clones it."""
+    shown = []
+    for link in links:
+        if not isinstance(link, Mapping):
+            continue
+        title = str(link.get("title") or link.get("url") or link.get("entityRef") or "")
+        if link.get("entityRef"):
+            shown.append({"title": title, "url": entity_url(parse_ref(str(link["entityRef"])))})
+        elif str(link.get("url") or "").startswith("file://"):
+            shown.append({"title": title, "clone": f"git clone {link['url']}"})
+        elif link.get("url"):
+            shown.append({"title": title, "url": str(link["url"])})
+    return shown
+
+
+@router.get("/create/tasks/{task_id}", dependencies=[requires(actions.TASK_READ)])
+def run_page(task_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """A run: its steps, its log (followed live while it runs) and, at the end, its links."""
+    context = _run_context(session, service.parse_task_id(task_id))
+    return _shell(request).render(request, "scaffolder/run.html", context)
+
+
+@router.get("/create/tasks/{task_id}/summary", dependencies=[requires(actions.TASK_READ)])
+def run_summary(task_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """A run's status and output links, swapped into its page when it ends."""
+    context = _run_context(session, service.parse_task_id(task_id))
+    return _shell(request).render(request, "scaffolder/_run_summary.html", context)
+
+
+@router.post("/create/tasks/{task_id}/cancel")
+def cancel_from_page(
+    task_id: str,
+    session: SessionDep,
+    user: Annotated[Identity, requires(actions.TASK_CANCEL, resource=task_of)],
+) -> RedirectResponse:
+    """The cancel button of a run's page."""
+    number = service.parse_task_id(task_id)
+    service.cancel_run(session, number, by=user)
+    return RedirectResponse(f"/create/tasks/{number}", status_code=303)
+
+
+@router.post("/create/tasks/{task_id}/retry")
+def retry_from_page(
+    task_id: str,
+    request: Request,
+    session: SessionDep,
+    user: Annotated[Identity, requires(actions.TASK_RETRY, resource=task_of)],
+) -> RedirectResponse:
+    """The retry button of a failed run's page: it starts again at the failed step."""
+    number = service.parse_task_id(task_id)
+    service.retry_run(session, number, sent_secrets=None, by=user, settings=_settings(request))
+    return RedirectResponse(f"/create/tasks/{number}", status_code=303)

@@ -1,0 +1,118 @@
+"""The scaffolder's pages: templates to pick, forms checked as they fill, a run's page."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from portal.worker import Worker
+from scaffolder.models import ScaffolderRun
+from tests.scaffolder.conftest import TemplateMaker
+from tests.scaffolder.test_tasks import SERVICE, SKELETON
+
+from conftest import ClientFactory
+
+FORM = "/create/templates/default/model-service"
+HTML = {"Accept": "text/html"}
+
+REPO_TEMPLATE = SERVICE.replace(
+    "owner: {type: string, title: Owner, ui:field: OwnerPicker}",
+    "owner: {type: string, title: Owner, ui:field: OwnerPicker}\n"
+    "        repoUrl: {type: string, title: Where, ui:field: RepoUrlPicker}\n"
+    "        tier: {type: string, enum: [gold, silver], default: silver}\n"
+    "        gpu: {type: boolean, title: Needs a GPU}",
+)
+
+
+def test_the_create_page_lists_the_catalogs_templates(
+    make_template: TemplateMaker, alice: TestClient
+) -> None:
+    make_template("model-service", SERVICE, SKELETON)
+    page = alice.get("/create", headers=HTML)
+    assert page.status_code == 200
+    assert '<a href="/create/templates/default/model-service">Model service</a>' in page.text
+    assert 'href="/create"' in page.text  # the navigation's Create entry
+
+
+def test_a_form_has_a_field_per_parameter_with_pickers(
+    make_template: TemplateMaker, alice: TestClient
+) -> None:
+    make_template("model-service", REPO_TEMPLATE, SKELETON)
+    page = alice.get(FORM, headers=HTML)
+    assert page.status_code == 200
+    html = page.text
+    assert 'name="name"' in html
+    assert re.search(r'name="name"[^>]*required', html)
+    # The owner picker offers the groups of whoever fills the form.
+    assert '<option value="group:default/fraud">fraud (group:default/fraud)</option>' in html
+    assert 'name="repoUrl.host"' in html
+    assert '<option value="paved">paved (this portal)</option>' in html
+    assert '<option value="silver" selected>' in html  # the schema's default
+    assert 'type="checkbox" id="field-gpu"' in html
+    assert 'hx-post="/create/templates/default/model-service/check"' in html
+
+
+def test_a_field_is_checked_as_it_changes_and_untouched_ones_are_left_alone(
+    make_template: TemplateMaker, alice: TestClient
+) -> None:
+    make_template("model-service", SERVICE, SKELETON)
+    checked = alice.post(
+        f"{FORM}/check", data={"name": "Not A Name"}, headers={**HTML, "HX-Request": "true"}
+    )
+    assert checked.status_code == 200
+    assert "<html" not in checked.text  # the form alone, for htmx to swap
+    assert 'id="field-name-problems"' in checked.text
+    assert "does not match" in checked.text
+    assert 'id="field-owner-problems"' not in checked.text  # not filled in yet
+
+
+def test_a_form_that_does_not_fit_comes_back_with_each_problem_beside_its_field(
+    make_template: TemplateMaker, alice: TestClient, engine: Engine
+) -> None:
+    make_template("model-service", SERVICE, SKELETON)
+    sent = alice.post(FORM, data={"name": "Bad Name"}, headers=HTML)
+    assert sent.status_code == 422
+    assert 'id="field-name-problems"' in sent.text
+    assert 'id="field-owner-problems"' in sent.text
+    assert 'value="Bad Name"' in sent.text  # nothing typed is lost
+    with Session(engine) as session:
+        assert session.exec(select(ScaffolderRun)).all() == []
+
+
+def test_a_filled_form_starts_a_run_whose_page_ends_with_its_links(
+    make_template: TemplateMaker, alice: TestClient, worker: Worker
+) -> None:
+    make_template("model-service", SERVICE, SKELETON)
+    sent = alice.post(
+        FORM,
+        data={"name": "paged", "owner": "group:default/fraud"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    run_url = sent.headers["location"]
+    assert re.fullmatch(r"/create/tasks/\d+", run_url)
+    waiting = alice.get(run_url, headers=HTML)
+    assert 'data-follow="/api/scaffolder/v2/tasks/' in waiting.text
+    assert "Cancel run" in waiting.text
+
+    worker.run_once()
+
+    done = alice.get(run_url, headers=HTML).text
+    assert 'data-follow=""' in done
+    assert done.count("status-completed") == 4  # three steps and the run
+    assert '<a href="/catalog/component/default/paged" role="button">Open in catalog</a>' in done
+    assert "git clone file://" in done
+
+
+def test_someone_who_may_not_run_templates_is_told_why(
+    make_template: TemplateMaker, client_as: ClientFactory
+) -> None:
+    make_template("model-service", SERVICE, SKELETON)
+    audrey = client_as("auditor", user="user:default/audrey")
+    denied = audrey.post(FORM, data={"name": "x"}, headers=HTML)
+    assert denied.status_code == 403
+    assert "none of your roles (auditor) allows scaffolder.template.run" in denied.text
