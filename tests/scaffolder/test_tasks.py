@@ -19,7 +19,7 @@ from portal.worker import Worker
 from scaffolder.models import ScaffolderRun
 from tests.scaffolder.conftest import ALICE, FRAUD, TemplateMaker
 
-from conftest import BACKSTAGE_REFERENCE, ClientFactory
+from conftest import BACKSTAGE_REFERENCE, BOTH_BACKENDS, ClientFactory
 
 BASE = "/api/scaffolder/v2"
 OPENAPI = BACKSTAGE_REFERENCE / "openapi" / "scaffolder-openapi.json"
@@ -102,7 +102,9 @@ def steps_seen(found: list[dict[str, object]]) -> list[tuple[object, object]]:
     ]
 
 
+@BOTH_BACKENDS
 def test_a_run_publishes_a_repository_and_registers_its_entity_as_its_author(
+    backend: str,
     make_template: TemplateMaker,
     alice: TestClient,
     worker: Worker,
@@ -280,7 +282,9 @@ def test_secrets_are_masked_in_the_log_and_never_stored_in_clear(
     assert not any("5ecret" in line for line in lines)
 
 
+@BOTH_BACKENDS
 def test_a_failed_run_is_retried_from_the_step_that_failed(
+    backend: str,
     make_template: TemplateMaker,
     alice: TestClient,
     worker: Worker,
