@@ -4,6 +4,7 @@ back from a posted HTML form, and problems shown beside their fields."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -199,8 +200,6 @@ def _read(name: str, spec: Mapping[str, Any], posted: Mapping[str, list[str]]) -
         except ValueError:
             return text
     if kind == "object":
-        import json
-
         try:
             return json.loads(text)
         except ValueError:

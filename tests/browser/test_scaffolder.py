@@ -15,60 +15,12 @@ from sqlmodel import Session
 from catalog import service
 from portal.plugins import Plugins
 from portal.settings import Settings
+from tests.scaffolder.test_tasks import SERVICE, SKELETON
 
 from .conftest import LivePortal
 from .test_catalog import mark_page, was_not_reloaded
 
 pytestmark = pytest.mark.browser
-
-TEMPLATE = """\
-apiVersion: scaffolder.backstage.io/v1beta3
-kind: Template
-metadata:
-  name: model-service
-  title: Model service
-  description: A service that answers with a model's predictions
-spec:
-  owner: group:default/platform
-  type: service
-  parameters:
-    - title: About the service
-      required: [name, owner]
-      properties:
-        name: {type: string, title: Name, pattern: "^[a-z][a-z0-9-]*$"}
-        owner: {type: string, title: Owner, ui:field: OwnerPicker}
-  steps:
-    - id: fetch
-      name: Fetch the skeleton
-      action: fetch:template
-      input:
-        url: ./skeleton
-        values: {name: "${{ parameters.name }}", owner: "${{ parameters.owner }}"}
-    - id: publish
-      name: Publish
-      action: publish:git
-      input: {repoUrl: "paved?owner=platform&repo=${{ parameters.name }}"}
-    - id: register
-      name: Register
-      action: catalog:register
-      input:
-        repoContentsUrl: "${{ steps.publish.output.repoContentsUrl }}"
-        catalogInfoPath: /catalog-info.yaml
-  output:
-    links:
-      - title: Open in catalog
-        entityRef: "${{ steps.register.output.entityRef }}"
-"""
-CATALOG_INFO = """\
-apiVersion: backstage.io/v1alpha1
-kind: Component
-metadata:
-  name: ${{ values.name }}
-spec:
-  type: service
-  lifecycle: experimental
-  owner: ${{ values.owner }}
-"""
 
 
 @pytest.fixture
@@ -88,9 +40,9 @@ def portal(
     tmp_path: Path,
 ) -> LivePortal:
     folder = tmp_path / "templates" / "model-service"
-    (folder / "skeleton").mkdir(parents=True)
-    (folder / "template.yaml").write_text(TEMPLATE)
-    (folder / "skeleton" / "catalog-info.yaml").write_text(textwrap.dedent(CATALOG_INFO))
+    for path, text in {"template.yaml": SERVICE, **SKELETON}.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(textwrap.dedent(text))
     with Session(engine) as session:
         service.add_location(
             session, "file", str(folder / "template.yaml"), by="tests", settings=settings.catalog
@@ -117,7 +69,7 @@ def test_one_click_from_the_home_page_to_the_new_entity(page: Page, portal: Live
     mark_page(page)
     expect(page.locator("#run-status")).to_have_text("completed", timeout=20_000)
     expect(page.locator('[data-step="register"] [data-step-status]')).to_have_text("completed")
-    expect(page.locator("#run-log")).to_contain_text("[publish] published platform/browser-made")
+    expect(page.locator("#run-log")).to_contain_text("[publish] published fraud/browser-made")
     assert was_not_reloaded(page)  # followed live, not by reloading
 
     page.get_by_role("button", name="Open in catalog").click()
