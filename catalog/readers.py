@@ -20,6 +20,8 @@ from portal.settings import CatalogSettings
 
 LOCATION_TYPES = ("file", "url")
 DEMO_DIR = Path(__file__).parent / "demo"
+# What Paved itself ships, always readable: its demo catalog and its golden-path templates.
+SHIPPED_DIRS = (DEMO_DIR, Path(__file__).parents[1] / "scaffolder" / "golden_paths")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,10 @@ def read(source: Source, settings: CatalogSettings) -> bytes:
 
 
 def allowed_roots(settings: CatalogSettings) -> list[Path]:
-    return [DEMO_DIR.resolve(), *(root.resolve() for root in settings.file_roots)]
+    return [
+        *(folder.resolve() for folder in SHIPPED_DIRS),
+        *(root.resolve() for root in settings.file_roots),
+    ]
 
 
 def _read_file(path: Path, settings: CatalogSettings) -> bytes:

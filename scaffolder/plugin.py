@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter
+from sqlmodel import Session
 
-from portal import Action, NavItem, TaskHandler, hookimpl
+from catalog import service as catalog
+from portal import Action, NavItem, Settings, TaskHandler, hookimpl
 from scaffolder import api, execution, pages
 from scaffolder.actions import SCAFFOLDER_ACTIONS
+from scaffolder.golden_paths import GOLDEN_PATHS
 
 POLICY_DIR = Path(__file__).parent / "policies"
 
@@ -36,3 +39,10 @@ def paved_task_handlers() -> list[TaskHandler]:
 @hookimpl
 def paved_policy_dirs() -> list[Path]:
     return [POLICY_DIR]
+
+
+@hookimpl
+def paved_demo_data(session: Session, settings: Settings) -> None:
+    """Paved's golden-path templates, offered under Create."""
+    target = GOLDEN_PATHS / "catalog-info.yaml"
+    catalog.add_location(session, "file", str(target), by="demo", settings=settings.catalog)

@@ -49,6 +49,19 @@ def check_values(template: Mapping[str, Any], values: Mapping[str, Any]) -> list
     return problems
 
 
+def with_defaults(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the form's defaults for the fields left out, as Backstage's form
+    fills them in."""
+    filled = dict(values)
+    parameters = (template.get("spec") or {}).get("parameters") or []
+    for schema in parameters if isinstance(parameters, list) else [parameters]:
+        properties = schema.get("properties") if isinstance(schema, Mapping) else None
+        for name, spec in (properties or {}).items():
+            if isinstance(spec, Mapping) and "default" in spec and name not in filled:
+                filled[str(name)] = spec["default"]
+    return filled
+
+
 def run(
     template: Mapping[str, Any],
     values: Mapping[str, Any],
@@ -69,6 +82,7 @@ def run(
     (to stop a cancelled run between steps). On a dry run, an action that would change
     something outside the workspace is skipped and says so.
     """
+    values = with_defaults(template, values)
     problems = check_values(template, values)
     if problems:
         raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)

@@ -107,6 +107,7 @@ def start_run(
     """Check ``values`` against the template's form, and its steps' actions against those
     known, and queue its run; 422 naming each field that does not fit (nothing is queued)."""
     template = templates.get_template(session, ref)
+    values = runner.with_defaults(template, values)
     problems = runner.check_values(template, values)
     if problems:
         raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)
