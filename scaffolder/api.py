@@ -19,7 +19,7 @@ from catalog.refs import EntityRef
 from portal import Identity, Resource, requires
 from portal.db import SessionDep, as_utc
 from portal.errors import InvalidInput
-from portal.models import TaskLog
+from portal.models import TaskLog, TaskStatus
 from portal.problems import use_backstage_error_bodies
 from portal.settings import Settings
 from scaffolder import actions, dryrun, service, templates
@@ -256,7 +256,7 @@ def dry_run(
 def _read_events(engine: Engine, task_id: int, after: int) -> tuple[bool, list[dict[str, Any]]]:
     with Session(engine) as session:
         view = service.get_run(session, task_id)
-        is_finished = view.task.status in ("succeeded", "failed", "cancelled")
+        is_finished = TaskStatus(view.task.status).is_finished
         lines = service.list_events(session, task_id, after=after)
         return is_finished, [event(line, view) for line in lines]
 

@@ -17,9 +17,9 @@ from portal.auth.identity import Identity
 from portal.errors import ConfigurationError, InvalidInput
 from portal.gate import Resource
 from portal.plugins import Plugins
-from scaffolder import secrets
+from scaffolder import runner, secrets
 from scaffolder.models import ScaffolderRun
-from scaffolder.runner import StepEvent, run_steps
+from scaffolder.runner import StepEvent
 from scaffolder.service import TASK_KIND, template_files, workspace_of
 from scaffolder.steps import StepAction, StepContext, registry
 from scaffolder.steps.builtin import BUILT_IN_ACTIONS
@@ -109,8 +109,9 @@ def run_template(ctx: TaskContext, actions: dict[str, StepAction]) -> dict[str, 
     # A form's secret fields are still parameters to the steps (masked wherever shown).
     values = {**hidden, **spec.get("parameters", {})}
     try:
-        result = run_steps(
-            spec,
+        result = runner.run(
+            # The steps and output alone: the values were checked when the run was started.
+            {"spec": {"steps": spec.get("steps") or [], "output": spec.get("output") or {}}},
             values,
             actions=actions,
             context=context,

@@ -20,6 +20,7 @@ from catalog.pages import entity_url
 from catalog.refs import EntityRef, parse_ref, ref_of
 from portal import FieldProblem, Identity, Resource, requires
 from portal.db import SessionDep
+from portal.models import TaskStatus
 from portal.settings import Settings
 from portal.shell import Shell
 from scaffolder import actions, forms, runner, service, templates
@@ -215,7 +216,7 @@ def _run_context(session: Session, task_id: int) -> dict[str, Any]:
         "view": view,
         "task": view.task,
         "status": view.status,
-        "is_finished": view.status in ("completed", "failed", "cancelled"),
+        "is_finished": TaskStatus(view.task.status).is_finished,
         "title": metadata.get("title") or metadata.get("name") or view.run.template_ref,
         "template_url": entity_url(parse_ref(view.run.template_ref)),
         "steps": steps,

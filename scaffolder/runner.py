@@ -37,6 +37,16 @@ class RunResult:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # each step's output
 
 
+def checked_values(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the form's defaults filled in; InvalidInput naming every field of
+    the form they do not fit."""
+    filled = with_defaults(template, values)
+    problems = check_values(template, filled)
+    if problems:
+        raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)
+    return filled
+
+
 def check_values(template: Mapping[str, Any], values: Mapping[str, Any]) -> list[FieldProblem]:
     """``values`` against every step of the template's form; each problem named by its
     field (``name``, ``repoUrl``), as the form shows it."""
@@ -82,36 +92,8 @@ def run(
     (to stop a cancelled run between steps). On a dry run, an action that would change
     something outside the workspace is skipped and says so.
     """
-    values = with_defaults(template, values)
-    problems = check_values(template, values)
-    if problems:
-        raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)
-    return run_steps(
-        template.get("spec") or {},
-        values,
-        actions=actions,
-        context=context,
-        user=user,
-        secrets=secrets,
-        done=done,
-        on_step=on_step,
-        before_step=before_step,
-    )
-
-
-def run_steps(
-    spec: Mapping[str, Any],
-    values: Mapping[str, Any],
-    *,
-    actions: Mapping[str, StepAction],
-    context: StepContext,
-    user: Mapping[str, Any],
-    secrets: Mapping[str, str] | None = None,
-    done: Mapping[str, dict[str, Any]] | None = None,
-    on_step: Callable[[StepEvent], None] = lambda event: None,
-    before_step: Callable[[], None] = lambda: None,
-) -> RunResult:
-    """The steps and output of a template's ``spec``, with values already checked."""
+    values = checked_values(template, values)
+    spec = template.get("spec") or {}
     result = RunResult(output={})
     scope: dict[str, Any] = {
         "parameters": dict(values),

@@ -106,14 +106,11 @@ def start_run(
 ) -> RunView:
     """Check ``values`` against the template's form, and its steps' actions against those
     known, and queue its run; 422 naming each field that does not fit (nothing is queued)."""
-    template = templates.get_template(session, ref)
-    values = runner.with_defaults(template, values)
-    problems = runner.check_values(template, values)
-    if problems:
-        raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)
+    entity = templates.get_template_entity(session, ref)
+    template = dict(entity.body)
+    values = runner.checked_values(template, values)
     runner.check_actions(template.get("spec") or {}, known_actions)
     kept, hidden = secrets.split(template, values, sent_secrets or {})
-    entity = catalog.get_entity(session, ref)
     spec = template.get("spec") or {}
     metadata = template.get("metadata") or {}
     files_base = _files_base(entity.source)
@@ -142,7 +139,7 @@ def start_run(
         task_id=task.id,
         template_ref=ref.key,
         spec=task_spec,
-        acting_as={**by.to_session()},
+        acting_as=by.to_session(),
         files_base=str(files_base) if files_base else None,
         sealed_secrets=secrets.seal(settings, hidden),
     )
@@ -259,9 +256,9 @@ def template_files(files_base: str | None, settings: Settings) -> TemplateFiles:
 
 def template_of(session: Session, ref: EntityRef) -> tuple[dict[str, Any], str | None]:
     """A Template entity and the folder of its files."""
-    template = templates.get_template(session, ref)
-    base = _files_base(catalog.get_entity(session, ref).source)
-    return template, str(base) if base else None
+    entity = templates.get_template_entity(session, ref)
+    base = _files_base(entity.source)
+    return dict(entity.body), str(base) if base else None
 
 
 def workspace_of(settings: Settings, task_id: int) -> Path:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlmodel import Session
 
 from catalog import service as catalog
+from catalog.models import CatalogEntity
 from catalog.refs import EntityRef
 from portal.errors import InvalidInput
 
@@ -14,11 +15,16 @@ TEMPLATE_KIND = "template"
 DEFAULT_STEP_TITLE = "Please enter the following information"
 
 
-def get_template(session: Session, ref: EntityRef) -> dict[str, Any]:
-    """The Template entity ``ref`` names, as the catalog holds it."""
+def get_template_entity(session: Session, ref: EntityRef) -> CatalogEntity:
+    """The catalog's row of the Template ``ref`` names (with where it was read from)."""
     if ref.kind.lower() != TEMPLATE_KIND:
         raise InvalidInput.for_field("kind", f"{ref.kind} is not a kind of template", "Template")
-    return dict(catalog.get_entity(session, ref).body)
+    return catalog.get_entity(session, ref)
+
+
+def get_template(session: Session, ref: EntityRef) -> dict[str, Any]:
+    """The Template entity ``ref`` names, as the catalog holds it."""
+    return dict(get_template_entity(session, ref).body)
 
 
 def parameter_schema(session: Session, ref: EntityRef) -> dict[str, Any]:
