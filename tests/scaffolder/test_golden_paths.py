@@ -3,11 +3,13 @@ and whose catalog-info.yaml holds valid entities."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -19,6 +21,9 @@ from scaffolder.steps import FolderFiles, StepContext
 
 TEMPLATES = sorted(path.parent.name for path in GOLDEN_PATHS.glob("*/template.yaml"))
 VALUES = {"name": "churn-predictor", "owner": "group:default/fraud"}
+PROJECT_SCHEMA = json.loads((GOLDEN_PATHS / "paved-project.schema.json").read_text())
+# The generated project's tests run offline and quiet: no MLflow telemetry.
+OFFLINE = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
 def render(name: str, workspace: Path) -> list[str]:
@@ -56,6 +61,11 @@ def test_a_generated_project_passes_its_own_tests(name: str, tmp_path: Path) -> 
     entities = list(yaml.safe_load_all((workspace / "catalog-info.yaml").read_text()))
     for entity in entities:
         validate_entity(entity)  # raises InvalidInput naming each problem
+    component = next(entity for entity in entities if entity["kind"] == "Component")
+    if component["spec"]["type"] != "paved-plugin":
+        project = yaml.safe_load((workspace / "paved-project.yaml").read_text())
+        jsonschema.validate(project, PROJECT_SCHEMA)
+        assert project["model"] in {e["metadata"]["name"] for e in entities if e["kind"] == "Model"}
     assert "${{" not in "".join(
         path.read_text(errors="replace") for path in workspace.rglob("*") if path.is_file()
     )
@@ -66,7 +76,7 @@ def test_a_generated_project_passes_its_own_tests(name: str, tmp_path: Path) -> 
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": "", "MLFLOW_TRACKING_URI": ""},
+        env={**os.environ, **OFFLINE, "PYTHONPATH": "", "MLFLOW_TRACKING_URI": ""},
     )
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-3000:]
     assert " passed" in tested.stdout

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import Tracking
 
 from ${{ values.package }}.train import SAMPLE, load, train
 
@@ -18,13 +19,10 @@ def test_the_sample_has_features_and_both_labels() -> None:
 
 @pytest.mark.parametrize("algorithm", ["logistic-regression", "random-forest"])
 def test_a_training_run_is_logged_with_its_metrics_and_model(
-    tmp_path: Path, algorithm: str
+    tracking: Tracking, algorithm: str
 ) -> None:
-    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     trained = train(
-        algorithm=algorithm,
-        tracking_uri=tracking,
-        artifact_location=(tmp_path / "artifacts").as_uri(),
+        algorithm=algorithm, tracking_uri=tracking.uri, artifact_location=tracking.artifacts
     )
 
     assert trained.metrics["roc_auc"] > 0.75
