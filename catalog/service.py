@@ -425,3 +425,26 @@ def entities_of_kind(session: Session, kind: str, *, limit: int = 500) -> list[C
     lists of a few hundred, not for browsing the catalog."""
     query = queries.Query(filter=queries.parse_filters([f"kind={kind}"]), limit=limit)
     return list(queries.run(session, query, with_total=False).rows)
+
+
+def search_entities(
+    session: Session,
+    filters: Sequence[str],
+    term: str,
+    *,
+    owned_by: Sequence[str] = (),
+    limit: int = 20,
+) -> list[CatalogEntity]:
+    """What an entity picker offers as one types: entities matching any of ``filters`` (the
+    API's ``filter`` syntax) with every word of ``term`` in their names, titles or
+    descriptions, and with ``owned_by``, owned by one of those refs; by name."""
+    owned = [f"relations.ownedBy={ref}" for ref in owned_by]
+    if owned_by:
+        filters = [",".join([one, *owned]) for one in filters] or [",".join(owned)]
+    query = queries.Query(
+        filter=queries.parse_filters(filters),
+        full_text=term.strip() or None,
+        order=(queries.Order("metadata.name"),),
+        limit=limit,
+    )
+    return list(queries.run(session, query, with_total=False).rows)

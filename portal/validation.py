@@ -39,7 +39,8 @@ def schema_problems(validator: Validator, instance: Any, prefix: str = "") -> li
         if not _is_placeholder(error.instance)
         for problem in _problems_from(error, prefix)
     ]
-    return sorted(problems, key=field_order)
+    # One error per missing dependency, each told whole: say each problem once.
+    return sorted(dict.fromkeys(problems), key=field_order)
 
 
 # -- The quick check -------------------------------------------------------------------------
@@ -128,6 +129,23 @@ def _problems_from(error: ValidationError, prefix: str) -> list[FieldProblem]:
             for name in schema.get("required", ())
             if name not in value
         ]
+    dependencies = error.validator_value
+    if (
+        error.validator == "dependentRequired"
+        and isinstance(dependencies, Mapping)
+        and isinstance(value, Mapping)
+    ):
+        return [
+            FieldProblem(join_field(where, needed), "missing", f"a value, since {given} has one")
+            for given, needs in dependencies.items()
+            if given in value
+            for needed in needs
+            if needed not in value
+        ]
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        return [
+            problem for inner in _closest_branch(error) for problem in _problems_from(inner, prefix)
+        ]
     if error.validator == "type":
         message = f"{show(value)} is not {_expected({'type': schema.get('type')})}"
     elif error.validator == "enum":
@@ -139,6 +157,18 @@ def _problems_from(error: ValidationError, prefix: str) -> list[FieldProblem]:
     else:
         message = error.message
     return [FieldProblem(where or "entity", message, _expected(schema))]
+
+
+def _closest_branch(error: ValidationError) -> list[ValidationError]:
+    """The errors of the ``oneOf``/``anyOf`` branch the value came closest to: one whose
+    ``const`` or ``enum`` it matches (the branch it chose), else the one with fewest errors."""
+    branches: dict[Any, list[ValidationError]] = {}
+    for inner in error.context or []:
+        branches.setdefault(inner.relative_schema_path[0], []).append(inner)
+    return min(
+        branches.values(),
+        key=lambda errors: (any(e.validator in ("const", "enum") for e in errors), len(errors)),
+    )
 
 
 _TYPE_TEXT = {"string": "a string", "array": "a list", "object": "an object", "null": "null"}

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from portal.errors import FieldProblem
+from scaffolder import parameters
 from scaffolder.templating import parse_repo_url
 
 OWNER_PICKERS = ("OwnerPicker", "MyGroupsPicker")
@@ -25,7 +26,8 @@ class FormField:
 
     name: str
     title: str
-    widget: str  # text, textarea, password, number, checkbox, select, multiselect, repo, json
+    # text, textarea, password, number, checkbox, select, multiselect, entity, repo, json
+    widget: str
     description: str = ""
     required: bool = False
     value: Any = None
@@ -34,6 +36,7 @@ class FormField:
     problems: list[FieldProblem] = field(default_factory=list)
     parts: dict[str, str] = field(default_factory=dict)  # a repository location's parts
     hosts: list[str] = field(default_factory=list)
+    search_url: str = ""  # where an entity picker finds its choices as one types
 
 
 @dataclass
@@ -45,37 +48,38 @@ class FormStep:
 
 @dataclass(frozen=True)
 class Choices:
-    """What the pickers offer: the groups of whoever fills the form, entities by kind, and
-    the hosts repositories may be published to."""
+    """What the pickers offer: the groups of whoever fills the form and the hosts
+    repositories may be published to (entity pickers search the catalog as one types)."""
 
     groups: Sequence[str]
-    entities: Mapping[str, Sequence[tuple[str, str]]]  # kind -> (ref, label)
     hosts: Sequence[str]
 
 
-def steps_of(template: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    parameters = (template.get("spec") or {}).get("parameters") or []
-    steps = parameters if isinstance(parameters, list) else [parameters]
-    return [step for step in steps if isinstance(step, Mapping)]
-
-
-def picker_kinds(template: Mapping[str, Any]) -> set[str]:
-    """The entity kinds the form's entity pickers choose from."""
-    kinds: set[str] = set()
-    for step in steps_of(template):
-        for spec in (step.get("properties") or {}).values():
-            if isinstance(spec, Mapping) and spec.get("ui:field") in ENTITY_PICKERS:
-                kinds.update(_allowed_kinds(spec))
-    return kinds
-
-
-def _allowed_kinds(spec: Mapping[str, Any]) -> list[str]:
+def entity_filter(spec: Mapping[str, Any]) -> list[str]:
+    """An entity picker's choices as catalog filters (``kind=component,spec.type=service``):
+    its ``allowedKinds`` and its ``catalogFilter`` (one mapping or a list, any of them)."""
     options = spec.get("ui:options") or {}
-    kinds = options.get("allowedKinds") or []
-    kind_filter = (options.get("catalogFilter") or {}).get("kind")
-    if kind_filter:
-        kinds = [*kinds, *([kind_filter] if isinstance(kind_filter, str) else kind_filter)]
-    return [str(kind) for kind in kinds] or ["Component"]
+    kinds = [str(kind) for kind in options.get("allowedKinds") or []]
+    given = options.get("catalogFilter") or {}
+    filters = given if isinstance(given, list) else [given]
+    found = []
+    for one in filters or [{}]:
+        if not isinstance(one, Mapping):
+            continue
+        pairs = []
+        for key, wanted in one.items():
+            if isinstance(wanted, Mapping):  # {exists: true}: the field is there at all
+                pairs += [str(key)] if wanted.get("exists") is True else []
+                continue
+            for value in wanted if isinstance(wanted, list) else [wanted]:
+                if isinstance(value, str | int | bool):
+                    text = str(value).lower() if isinstance(value, bool) else str(value)
+                    pairs.append(f"{key}={text}")
+        if kinds and "kind" not in one:
+            found += [",".join([f"kind={kind}", *pairs]) for kind in kinds]
+        elif pairs:
+            found.append(",".join(pairs))
+    return found  # none: any entity, as Backstage's picker offers
 
 
 def build(
@@ -89,12 +93,11 @@ def build(
     for problem in problems:
         by_field.setdefault(problem.field.split(".")[0].split("[")[0], []).append(problem)
     built = []
-    for step in steps_of(template):
-        required = set(step.get("required") or [])
+    for step in parameters.steps_of(template):
+        shown = parameters.shown(step, values)
         fields = [
-            _field(str(name), spec, name in required, values.get(str(name)), choices)
-            for name, spec in (step.get("properties") or {}).items()
-            if isinstance(spec, Mapping)
+            _field(name, spec, name in shown.required, values.get(name), choices)
+            for name, spec in shown.properties.items()
         ]
         for item in fields:
             item.problems = by_field.get(item.name, [])
@@ -122,10 +125,12 @@ def _field(
         made.widget = "select"
         made.options = [(group, group.split("/")[-1]) for group in choices.groups]
     elif ui_field in ENTITY_PICKERS:
-        made.widget = "select"
-        made.options = [
-            option for kind in _allowed_kinds(spec) for option in choices.entities.get(kind, [])
-        ]
+        made.widget = "entity"
+        made.search_url = "/create/entities?" + urlencode(
+            [("filter", one) for one in entity_filter(spec)]
+            + ([("owned", "true")] if ui_field == "OwnedEntityPicker" else [])
+            + [("field", name)]
+        )
     elif ui_field == REPO_PICKER:
         made.widget = "repo"
         allowed = (spec.get("ui:options") or {}).get("allowedHosts") or []
@@ -166,13 +171,20 @@ def read_values(template: Mapping[str, Any], posted: Mapping[str, list[str]]) ->
     """The values a posted form holds, typed as the template's schema says; a value that
     does not fit is kept as typed, for the schema check to name."""
     values: dict[str, Any] = {}
-    for step in steps_of(template):
-        for name, spec in (step.get("properties") or {}).items():
-            if not isinstance(spec, Mapping):
-                continue
-            value = _read(str(name), spec, posted)
-            if value is not None:
-                values[str(name)] = value
+    for step in parameters.steps_of(template):
+        # A field's value may bring in more fields (dependencies, if/then): read until the
+        # fields shown no longer change.
+        read: set[str] = set()
+        while unread := [
+            (name, spec)
+            for name, spec in parameters.shown(step, values).properties.items()
+            if name not in read
+        ]:
+            for name, spec in unread:
+                read.add(name)
+                value = _read(name, spec, posted)
+                if value is not None:
+                    values[name] = value
     return values
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from catalog import actions as catalog_actions
 from catalog import service as catalog
 from catalog.pages import entity_url
 from catalog.refs import EntityRef, parse_ref, ref_of
@@ -49,24 +50,12 @@ def _posted(form: FormData) -> dict[str, list[str]]:
     }
 
 
-def _choices(
-    session: Session, template: Mapping[str, Any], identity: Identity, settings: Settings
-) -> forms.Choices:
+def _choices(session: Session, identity: Identity, settings: Settings) -> forms.Choices:
     groups = list(identity.groups)
     if "admin" in identity.roles:  # admins create for any team
         groups += [str(ref_of(g.body)) for g in catalog.entities_of_kind(session, "group")]
-    entities = {
-        kind: [
-            (
-                str(ref_of(row.body)),
-                row.body["metadata"].get("title") or row.body["metadata"]["name"],
-            )
-            for row in catalog.entities_of_kind(session, kind)
-        ]
-        for kind in forms.picker_kinds(template)
-    }
     hosts = [LOCAL_HOST, *sorted(settings.scaffolder.git_remotes)]
-    return forms.Choices(sorted(dict.fromkeys(groups)), entities, hosts)
+    return forms.Choices(sorted(dict.fromkeys(groups)), hosts)
 
 
 def _template_ref(namespace: str, name: str) -> EntityRef:
@@ -83,7 +72,7 @@ def _form_context(
 ) -> dict[str, Any]:
     template = templates.get_template(session, ref)
     metadata = template.get("metadata") or {}
-    choices = _choices(session, template, identity, _settings(request))
+    choices = _choices(session, identity, _settings(request))
     return {
         "ref": ref,
         "template": template,
@@ -130,6 +119,30 @@ def form_page(
     """A template's form, with its defaults."""
     context = _form_context(request, session, identity, _template_ref(namespace, name), {}, [])
     return _shell(request).render(request, "scaffolder/form.html", context)
+
+
+@router.get("/create/entities")
+def entity_choices(
+    request: Request,
+    session: SessionDep,
+    identity: Annotated[Identity, requires(catalog_actions.ENTITY_READ)],
+    filter: Annotated[list[str] | None, Query(description="The picker's catalog filters.")] = None,
+    owned: bool = False,
+    field: str = "q",
+) -> HTMLResponse:
+    """An entity picker's choices for what is typed in it so far (htmx sends the field's
+    own value, under the field's name: ``field`` says which)."""
+    found = catalog.search_entities(
+        session,
+        filter or [],
+        request.query_params.get(field, ""),
+        owned_by=[identity.ref, *identity.groups] if owned else (),
+    )
+    choices = [
+        (str(ref_of(row.body)), row.body["metadata"].get("title") or row.body["metadata"]["name"])
+        for row in found
+    ]
+    return _shell(request).render(request, "scaffolder/_entity_choices.html", {"choices": choices})
 
 
 @router.post("/create/templates/{namespace}/{name}/check")

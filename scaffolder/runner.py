@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator
 
 from portal.errors import Denied, FieldProblem, InvalidInput, PavedError
 from portal.validation import schema_problems
+from scaffolder import parameters
 from scaffolder.steps import StepAction, StepContext
 
 
@@ -50,25 +51,22 @@ def checked_values(template: Mapping[str, Any], values: Mapping[str, Any]) -> di
 def check_values(template: Mapping[str, Any], values: Mapping[str, Any]) -> list[FieldProblem]:
     """``values`` against every step of the template's form; each problem named by its
     field (``name``, ``repoUrl``), as the form shows it."""
-    spec = template.get("spec") or {}
-    parameters = spec.get("parameters") or []
     problems: list[FieldProblem] = []
-    for schema in parameters if isinstance(parameters, list) else [parameters]:
-        if isinstance(schema, Mapping):
-            problems += schema_problems(Draft202012Validator(_form_schema(schema)), dict(values))
+    for step in parameters.steps_of(template):
+        problems += schema_problems(
+            Draft202012Validator(parameters.form_schema(step)), dict(values)
+        )
     return problems
 
 
 def with_defaults(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` with the form's defaults for the fields left out, as Backstage's form
-    fills them in."""
+    fills them in (also those of the fields the values given bring in)."""
     filled = dict(values)
-    parameters = (template.get("spec") or {}).get("parameters") or []
-    for schema in parameters if isinstance(parameters, list) else [parameters]:
-        properties = schema.get("properties") if isinstance(schema, Mapping) else None
-        for name, spec in (properties or {}).items():
-            if isinstance(spec, Mapping) and "default" in spec and name not in filled:
-                filled[str(name)] = spec["default"]
+    for step in parameters.steps_of(template):
+        for name, spec in parameters.shown(step, filled).properties.items():
+            if "default" in spec and name not in filled:
+                filled[name] = spec["default"]
     return filled
 
 
@@ -157,21 +155,6 @@ def check_actions(spec: Mapping[str, Any], known: Collection[str]) -> None:
 def step_key(step: Mapping[str, Any], index: int) -> str:
     """A step's id, as its events and ``steps.<id>`` name it."""
     return str(step.get("id") or f"step-{index + 1}")
-
-
-def _form_schema(step: Mapping[str, Any]) -> dict[str, Any]:
-    """A form step as plain JSON schema: ``ui:`` keys and the step's own title left out."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {k: plain(v) for k, v in value.items() if not str(k).startswith("ui:")}
-        if isinstance(value, list):
-            return [plain(item) for item in value]
-        return value
-
-    schema = plain(step)
-    schema.setdefault("type", "object")
-    return schema  # type: ignore[no-any-return]
 
 
 def _truthy(value: Any) -> bool:

@@ -116,3 +116,95 @@ def test_someone_who_may_not_run_templates_is_told_why(
     denied = audrey.post(FORM, data={"name": "x"}, headers=HTML)
     assert denied.status_code == 403
     assert "none of your roles (auditor) allows scaffolder.template.run" in denied.text
+
+
+DEPENDENT = SERVICE.replace(
+    "owner: {type: string, title: Owner, ui:field: OwnerPicker}",
+    "owner: {type: string, title: Owner, ui:field: OwnerPicker}\n"
+    "        target: {type: string, title: Runs on, enum: [local, kubernetes], default: local}\n"
+    "      dependencies:\n"
+    "        target:\n"
+    "          oneOf:\n"
+    "            - properties: {target: {const: local}}\n"
+    "            - properties:\n"
+    "                target: {const: kubernetes}\n"
+    "                namespace: {type: string, title: Namespace}\n"
+    "              required: [namespace]",
+)
+
+
+def test_a_field_a_choice_brings_in_appears_when_chosen_and_is_then_required(
+    make_template: TemplateMaker, alice: TestClient
+) -> None:
+    make_template("model-service", DEPENDENT, SKELETON)
+    assert 'name="namespace"' not in alice.get(FORM, headers=HTML).text
+
+    checked = alice.post(
+        f"{FORM}/check",
+        data={"name": "scorer", "target": "kubernetes"},
+        headers={**HTML, "HX-Request": "true"},
+    )
+    assert re.search(r'<label for="field-namespace">Namespace <span[^>]*>\*</span>', checked.text)
+
+    sent = alice.post(
+        FORM, data={"name": "scorer", "owner": "group:default/fraud", "target": "kubernetes"}
+    )
+    assert sent.status_code == 422
+    assert re.search(r'id="field-namespace-problems"[^>]*>missing', sent.text)
+
+
+ENTITIES = """
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: fraud-scorer, title: Fraud scorer}
+spec: {type: service, lifecycle: production, owner: group:default/fraud}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: demand-forecaster}
+spec: {type: service, lifecycle: production, owner: group:default/demand}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata: {name: fraud-notebooks}
+spec: {type: library, lifecycle: production, owner: group:default/fraud}
+"""
+PICKING = SERVICE.replace(
+    "owner: {type: string, title: Owner, ui:field: OwnerPicker}",
+    "owner: {type: string, title: Owner, ui:field: OwnerPicker}\n"
+    "        upstream:\n"
+    "          type: string\n"
+    "          title: Upstream service\n"
+    "          ui:field: EntityPicker\n"
+    "          ui:options:\n"
+    "            catalogFilter: {kind: Component, spec.type: service}\n"
+    "        mine: {type: string, title: One of ours, ui:field: OwnedEntityPicker}",
+)
+
+
+def test_an_entity_picker_offers_the_catalogs_matches_as_one_types(
+    make_template: TemplateMaker, alice: TestClient
+) -> None:
+    make_template("entities", ENTITIES)
+    make_template("model-service", PICKING, SKELETON)
+    form = alice.get(FORM, headers=HTML).text
+    search = re.search(r'id="field-upstream"[^>]*hx-get="([^"]+)"', form, re.S)
+    assert search is not None
+    url = search.group(1).replace("&amp;", "&")
+    assert 'list="field-upstream-choices"' in form
+
+    offered = alice.get(f"{url}&upstream=scorer", headers=HTML)
+    assert offered.status_code == 200
+    assert (
+        offered.text.strip()
+        == '<option value="component:default/fraud-scorer">Fraud scorer</option>'
+    )
+    everything = alice.get(f"{url}&upstream=", headers=HTML).text
+    assert "demand-forecaster" in everything
+    assert "fraud-notebooks" not in everything  # a library, not a service
+
+    owned = re.search(r'id="field-mine"[^>]*hx-get="([^"]+)"', form, re.S)
+    assert owned is not None
+    ours = alice.get(owned.group(1).replace("&amp;", "&") + "&mine=", headers=HTML)
+    assert "fraud-notebooks" in ours.text
+    assert "demand-forecaster" not in ours.text  # another team's
