@@ -92,16 +92,20 @@ def _fetch_template(context: StepContext, given: dict[str, Any]) -> dict[str, An
         )
     files = context.files.tree(given["url"], field="input.url")
     values = {"values": given.get("values") or {}}
-    verbatim = [*given.get("copyWithoutTemplating", []), *given.get("copyWithoutRender", [])]
+    # As in Backstage: copyWithoutTemplating keeps a file's content but still fills in its
+    # path; the older copyWithoutRender keeps both.
+    kept_content = given.get("copyWithoutTemplating", [])
+    kept_whole = given.get("copyWithoutRender", [])
     extension = given.get("templateFileExtension", False)
     suffix = ".njk" if extension is True else (extension or "")
     rendered: list[tuple[str, bytes]] = []
     for path, content in files.items():
-        is_verbatim = any(fnmatch.fnmatch(path, pattern) for pattern in verbatim)
+        is_whole_kept = any(fnmatch.fnmatch(path, pattern) for pattern in kept_whole)
+        is_verbatim = is_whole_kept or any(fnmatch.fnmatch(path, p) for p in kept_content)
         is_template = not is_verbatim and (not suffix or path.endswith(suffix))
         name = (
             path
-            if is_verbatim
+            if is_whole_kept
             else context.templater.render_text(
                 path, values, field=f"{given['url']}/{path} (its name)"
             )
@@ -232,12 +236,12 @@ FETCH_TEMPLATE = StepAction(
             "copyWithoutTemplating": {
                 "type": "array",
                 "items": {"type": "string"},
-                "title": "glob patterns of files copied as they are",
+                "title": "globs of files whose content is kept as is (their paths still filled in)",
             },
             "copyWithoutRender": {
                 "type": "array",
                 "items": {"type": "string"},
-                "title": "glob patterns of files copied as they are (older name)",
+                "title": "globs of files copied as they are, content and path (older option)",
             },
             "templateFileExtension": {
                 "type": ["boolean", "string"],

@@ -75,6 +75,32 @@ def test_names_and_contents_are_filled_in_unless_copied_as_they_are(tmp_path: Pa
     assert (app / "notes.txt").read_text() == "${{ values.name }} stays\n"
 
 
+def test_copied_without_templating_keeps_the_content_but_fills_in_the_path(
+    tmp_path: Path,
+) -> None:
+    skeleton = {
+        "skeleton/src/${{ values.name }}/page.html": "{% block content %}{{ x }}{% endblock %}",
+        "skeleton/raw/${{ values.name }}.txt": "${{ values.name }}",
+    }
+    context = inline(tmp_path, skeleton)
+
+    FETCH_TEMPLATE(
+        context,
+        {
+            "url": "./skeleton",
+            "values": {"name": "scorer"},
+            "copyWithoutTemplating": ["src/*/page.html"],
+            "copyWithoutRender": ["raw/*"],
+        },
+    )
+
+    page = context.workspace / "src" / "scorer" / "page.html"
+    assert page.read_text() == "{% block content %}{{ x }}{% endblock %}"
+    assert (
+        context.workspace / "raw" / "${{ values.name }}.txt"
+    ).read_text() == "${{ values.name }}"
+
+
 def test_fetch_plain_copies_files_as_they_are(tmp_path: Path) -> None:
     context = inline(tmp_path, {"docs/index.md": "${{ values.name }}"})
 
