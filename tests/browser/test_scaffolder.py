@@ -3,6 +3,7 @@ form, the run's log followed live, then the new entities' pages."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def test_one_click_from_the_home_page_to_the_new_entity(page: Page, portal: Live
     expect(page.locator("#field-name-problems")).to_have_count(0)
     page.get_by_role("button", name="Create").click()
 
-    expect(page).to_have_url(__import__("re").compile(r"/create/tasks/\d+$"))
+    expect(page).to_have_url(re.compile(r"/create/tasks/\d+$"))
     mark_page(page)
     expect(page.locator("#run-status")).to_have_text("completed", timeout=20_000)
     expect(page.locator('[data-step="register"] [data-step-status]')).to_have_text("completed")
@@ -73,3 +74,30 @@ def test_one_click_from_the_home_page_to_the_new_entity(page: Page, portal: Live
     # The project's Model and Dataset are in the catalog too.
     page.goto(portal.url + "/catalog/model/default/browser-made")
     expect(page.get_by_role("heading", name="browser-made")).to_be_visible()
+
+
+
+def test_a_choice_brings_in_a_dataset_picker_that_searches_the_catalog(
+    page: Page, portal: LivePortal
+) -> None:
+    page.goto(portal.url + "/create/templates/default/classification-model")
+    expect(page.get_by_label("Dataset")).to_have_count(0)
+
+    page.get_by_label("Train on").select_option("catalog")
+    picker = page.get_by_label("Dataset")
+    expect(picker).to_be_visible()  # brought in by the form's dependencies
+    picker.fill("fraud lab")
+    choices = page.locator("#field-dataset-choices option")
+    expect(choices).to_have_count(1)
+    expect(choices).to_have_attribute("value", "dataset:default/fraud-labels-2026")
+
+    picker.fill("dataset:default/fraud-labels-2026")
+    page.get_by_label("Name").fill("picked-data")
+    page.get_by_label("Owner").select_option("group:default/fraud")
+    page.wait_for_load_state("networkidle")  # each change has been checked and swapped in
+    expect(page.get_by_label("Dataset")).to_have_value("dataset:default/fraud-labels-2026")
+    page.get_by_role("button", name="Create").click()
+    expect(page).to_have_url(re.compile(r"/create/tasks/\d+$"))
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=20_000)
+    page.goto(portal.url + "/catalog/model/default/picked-data")
+    expect(page.get_by_role("link", name="fraud-labels-2026").first).to_be_visible()

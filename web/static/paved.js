@@ -79,6 +79,33 @@ function followRun(log) {
   source.addEventListener("cancelled", finish);
 }
 
+// A form checked as it is filled is swapped whole when the check answers; whatever was typed
+// into the field being edited meanwhile is newer than the answer, so it is kept, with the
+// caret where it was.
+let editing = null;
+document.addEventListener("htmx:beforeSwap", () => {
+  const active = document.activeElement;
+  editing = active && active.id && "value" in active && active.closest("#template-form")
+    ? { id: active.id, value: active.value, start: active.selectionStart, end: active.selectionEnd }
+    : null;
+});
+document.addEventListener("htmx:afterSwap", () => {
+  if (!editing) return;
+  const field = document.getElementById(editing.id);
+  editing = editing.id && field && "value" in field ? editing : null;
+  if (!editing) return;
+  field.value = editing.value;
+  field.focus();
+  if (editing.start !== null && typeof field.setSelectionRange === "function") {
+    try {
+      field.setSelectionRange(editing.start, editing.end);
+    } catch {
+      // a field without a caret (number, select) keeps the browser's default
+    }
+  }
+  editing = null;
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("#task-log[data-follow]").forEach((log) => {
     if (log.dataset.follow) followTaskLog(log);
