@@ -223,9 +223,10 @@ def dry_run(
     body: DryRunIn,
     request: Request,
     session: SessionDep,
-    user: Annotated[Identity, requires(actions.TEMPLATE_READ)],
+    user: Annotated[Identity, requires(actions.TEMPLATE_RUN)],
 ) -> dict[str, Any]:
-    """Render a template with nothing changed anywhere: its files, log and output."""
+    """Render a template with nothing changed anywhere: its files, log and output. Asks for
+    the right to run templates, since an inline template is code run on the server."""
     settings = _settings(request)
     if body.template_ref:
         template, base = service.template_of(session, service.parse_template_ref(body.template_ref))

@@ -11,10 +11,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from portal.errors import FieldProblem
-from scaffolder import parameters
+from scaffolder import parameters, secrets
 from scaffolder.templating import parse_repo_url
 
-OWNER_PICKERS = ("OwnerPicker", "MyGroupsPicker")
 ENTITY_PICKERS = ("EntityPicker", "OwnedEntityPicker")
 REPO_PICKER = "RepoUrlPicker"
 REPO_PARTS = ("host", "owner", "repo")
@@ -118,10 +117,18 @@ def _field(
         description=str(spec.get("description") or spec.get("ui:help") or ""),
         required=required,
         value=spec.get("default") if value is None else value,
-        pattern=spec.get("pattern"),
+        # The HTML attribute is anchored already: only the schema's own anchors go.
+        pattern=(
+            str(spec["pattern"]).removeprefix("^").removesuffix("$")
+            if spec.get("pattern")
+            else None
+        ),
         widget="text",
     )
-    if ui_field in OWNER_PICKERS:
+    if secrets.is_secret(spec):
+        made.widget = "password"
+        made.value = None  # never sent back to the browser
+    elif ui_field in parameters.OWNER_PICKERS:
         made.widget = "select"
         made.options = [(group, group.split("/")[-1]) for group in choices.groups]
     elif ui_field in ENTITY_PICKERS:
@@ -152,9 +159,6 @@ def _field(
         made.widget = "number"
     elif kind == "object":
         made.widget = "json"
-    elif spec.get("ui:widget") == "password" or ui_field == "Secret":
-        made.widget = "password"
-        made.value = None  # never sent back to the browser
     elif spec.get("ui:widget") == "textarea":
         made.widget = "textarea"
     return made

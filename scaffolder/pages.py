@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
@@ -19,7 +20,7 @@ from catalog import actions as catalog_actions
 from catalog import service as catalog
 from catalog.pages import entity_url
 from catalog.refs import EntityRef, parse_ref, ref_of
-from portal import FieldProblem, Identity, Resource, requires
+from portal import FieldProblem, Identity, InvalidInput, Resource, requires
 from portal.db import SessionDep
 from portal.models import TaskStatus
 from portal.settings import Settings
@@ -240,19 +241,27 @@ def _run_context(session: Session, task_id: int) -> dict[str, Any]:
 
 
 def _links(links: list[Any]) -> list[dict[str, str]]:
-    """The run's output links: a URL as it is, an entity ref as its catalog page; a local
-    repository (file://) as the command that clones it."""
+    """The run's output links: a web URL as it is, an entity ref as its catalog page, a
+    local repository (file://) as the command that clones it. Anything else (a
+    ``javascript:`` URL from a value someone typed, a ref that does not parse) is shown as
+    text, never as a link."""
     shown = []
     for link in links:
         if not isinstance(link, Mapping):
             continue
         title = str(link.get("title") or link.get("url") or link.get("entityRef") or "")
+        url = str(link.get("url") or "")
         if link.get("entityRef"):
-            shown.append({"title": title, "url": entity_url(parse_ref(str(link["entityRef"])))})
-        elif str(link.get("url") or "").startswith("file://"):
-            shown.append({"title": title, "clone": f"git clone {link['url']}"})
-        elif link.get("url"):
-            shown.append({"title": title, "url": str(link["url"])})
+            try:
+                shown.append({"title": title, "url": entity_url(parse_ref(str(link["entityRef"])))})
+            except InvalidInput:
+                shown.append({"title": title, "text": str(link["entityRef"])})
+        elif url.startswith("file://"):
+            shown.append({"title": title, "clone": f"git clone {url}"})
+        elif urlsplit(url).scheme in ("http", "https"):
+            shown.append({"title": title, "url": url})
+        elif url:
+            shown.append({"title": title, "text": url})
     return shown
 
 

@@ -15,6 +15,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+# The pickers whose value is the new project's owner, as Backstage names them.
+OWNER_PICKERS = ("OwnerPicker", "MyGroupsPicker")
+
 
 def steps_of(template: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The form's steps: ``spec.parameters`` is one schema or a list of them."""
@@ -117,3 +120,38 @@ def _chooses(branch: Mapping[str, Any], name: str, values: Mapping[str, Any]) ->
 def is_given(value: Any) -> bool:
     """Whether a field has a value, as the form sees it: not empty, not left out."""
     return value not in (None, "", [], {})
+
+
+def fields_shown(
+    template: Mapping[str, Any], values: Mapping[str, Any]
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every field the form shows for ``values``, step after step."""
+    return [
+        (name, spec)
+        for step in steps_of(template)
+        for name, spec in shown(step, values).properties.items()
+    ]
+
+
+def every_field(template: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every field the form could show, whatever the values: those of every step and of
+    every branch its dependencies and conditions hold (for rules that must not miss one,
+    such as which fields are secret)."""
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    pending: list[Any] = list(steps_of(template))
+    while pending:
+        schema = pending.pop(0)
+        if not isinstance(schema, Mapping):
+            continue
+        found += [
+            (str(name), spec)
+            for name, spec in (schema.get("properties") or {}).items()
+            if isinstance(spec, Mapping)
+        ]
+        for dependency in (schema.get("dependencies") or {}).values():
+            if isinstance(dependency, Mapping):
+                pending += [dependency, *(dependency.get("oneOf") or [])]
+        for condition in [schema, *(schema.get("allOf") or [])]:
+            if isinstance(condition, Mapping):
+                pending += [condition.get("then"), condition.get("else")]
+    return found

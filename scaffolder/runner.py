@@ -9,6 +9,8 @@ Every step's outcome is told to ``on_step`` as it happens, so a run can be follo
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,8 @@ from portal.errors import Denied, FieldProblem, InvalidInput, PavedError
 from portal.validation import schema_problems
 from scaffolder import parameters
 from scaffolder.steps import StepAction, StepContext
+
+log = logging.getLogger("paved.scaffolder")
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,19 @@ def run(
             errors = exc.errors if isinstance(exc, InvalidInput) else []
             on_step(StepEvent(step_id, name, "failed", said))
             raise InvalidInput(f"step {name} ({step_id}) failed: {said}", errors) from exc
+        except Exception as exc:
+            # An action's own failure (a plugin's, git's): the run fails, told through
+            # on_step, where secrets are masked; the server log gets where it happened, not
+            # the message, which may hold a value.
+            said = f"{action.id} failed unexpectedly ({type(exc).__name__}: {exc})"
+            log.error(
+                "step %s of a template run raised %s at\n%s",
+                step_id,
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            on_step(StepEvent(step_id, name, "failed", said))
+            raise InvalidInput(f"step {name} ({step_id}) failed: {said}") from exc
         result.steps[step_id] = {"output": output}
         on_step(StepEvent(step_id, name, "completed", f"Finished step {name}", output))
     result.output = templater.render_value(spec.get("output") or {}, scope, field="spec.output")

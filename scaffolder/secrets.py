@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from portal.auth.sessions import secret_key
 from portal.errors import InvalidInput
 from portal.settings import Settings
+from scaffolder import parameters
 
 MASK = "***"
 SECRET_FIELDS = ("Secret",)
@@ -26,17 +27,14 @@ SECRET_WIDGETS = ("password",)
 
 
 def secret_names(template: Mapping[str, Any]) -> set[str]:
-    """The fields of ``template``'s form whose values are secrets."""
-    parameters = (template.get("spec") or {}).get("parameters") or []
-    found: set[str] = set()
-    for schema in parameters if isinstance(parameters, list) else [parameters]:
-        properties = schema.get("properties") if isinstance(schema, Mapping) else None
-        for name, field in (properties or {}).items():
-            if isinstance(field, Mapping) and (
-                field.get("ui:field") in SECRET_FIELDS or field.get("ui:widget") in SECRET_WIDGETS
-            ):
-                found.add(str(name))
-    return found
+    """The fields of ``template``'s form whose values are secrets, also those that only
+    some values bring in."""
+    return {name for name, field in parameters.every_field(template) if is_secret(field)}
+
+
+def is_secret(field: Mapping[str, Any]) -> bool:
+    """Whether a form field holds a secret (``ui:field: Secret``, ``ui:widget: password``)."""
+    return field.get("ui:field") in SECRET_FIELDS or field.get("ui:widget") in SECRET_WIDGETS
 
 
 def split(

@@ -20,13 +20,12 @@ from portal.errors import InvalidInput, NotFound
 from portal.gate import Resource
 from portal.models import Task, TaskLog, TaskStatus
 from portal.settings import Settings
-from scaffolder import runner, secrets, templates
+from scaffolder import parameters, runner, secrets, templates
 from scaffolder.models import ScaffolderRun
 from scaffolder.steps import FolderFiles, NoFiles, TemplateFiles
 
 TASK_KIND = "scaffolder.run"
 API_VERSION = "scaffolder.backstage.io/v1beta3"
-OWNER_FIELDS = ("OwnerPicker", "MyGroupsPicker")
 
 # The task's status as Backstage names it.
 STATUS_NAMES = {
@@ -62,18 +61,15 @@ def parse_template_ref(text: str, *, field: str = "templateRef") -> EntityRef:
 
 
 def target_owner(template: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
-    """The owner the new project will have: the value of the form's owner field (an
-    ``OwnerPicker``, or a field named ``owner``), as a full ref; None if the form has none."""
-    parameters = (template.get("spec") or {}).get("parameters") or []
-    for schema in parameters if isinstance(parameters, list) else [parameters]:
-        properties = schema.get("properties") if isinstance(schema, Mapping) else None
-        for name, field in (properties or {}).items():
-            is_owner = name == "owner" or (
-                isinstance(field, Mapping) and field.get("ui:field") in OWNER_FIELDS
-            )
-            value = values.get(name)
-            if is_owner and isinstance(value, str) and value.strip():
-                return parse_ref(value.strip(), default_kind="group", field=name).key
+    """The owner the new project will have: the value (or else the default) of the form's
+    owner field (an ``OwnerPicker``, or a field named ``owner``), also one that the values
+    bring in through dependencies, as a full ref; None if the form has none."""
+    for name, field in parameters.fields_shown(template, values):
+        if name != "owner" and field.get("ui:field") not in parameters.OWNER_PICKERS:
+            continue
+        value = values.get(name, field.get("default"))
+        if isinstance(value, str) and value.strip():
+            return parse_ref(value.strip(), default_kind="group", field=name).key
     return None
 
 

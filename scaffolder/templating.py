@@ -20,7 +20,8 @@ from urllib.parse import parse_qs
 from jinja2 import ChainableUndefined, Undefined
 from jinja2 import TemplateError as JinjaError
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from catalog.refs import parse_ref
 from portal.errors import InvalidInput
@@ -120,11 +121,33 @@ def extensions() -> dict[str, Any]:
     return {"filters": filters, "globals": {"functions": functions, "values": {}}}
 
 
-class _Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox, refusing an unsafe attribute out loud instead of rendering nothing."""
+# How large a value one expression may build ("x" * n, n ** m): a template renders files,
+# not gigabytes, and an expression that tries must not take the portal's memory with it.
+MAX_LENGTH = 1_000_000
+MAX_EXPONENT = 128
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox, in which nothing given can be changed (``steps.update(...)``), no
+    expression builds a huge value, and an unsafe attribute is refused out loud instead of
+    rendering nothing."""
+
+    intercepted_binops = frozenset({"*", "**"})
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
         raise SecurityError(f"{attribute!r} of a {type(obj).__name__} is out of a template's reach")
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"an exponent above {MAX_EXPONENT} is out of a template's reach")
+        if operator == "*":
+            sized = [side for side in (left, right) if isinstance(side, str | list | tuple)]
+            times = [side for side in (left, right) if isinstance(side, int)]
+            if sized and times and len(sized[0]) * times[0] > MAX_LENGTH:
+                raise SecurityError(
+                    f"a value longer than {MAX_LENGTH:,} is out of a template's reach"
+                )
+        return super().call_binop(context, operator, left, right)
 
 
 class Templater:

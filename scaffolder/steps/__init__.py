@@ -41,9 +41,13 @@ class FolderFiles:
 
     def tree(self, url: str, *, field: str) -> dict[str, bytes]:
         folder = (self.base / url).resolve()
-        if not any(folder == root or folder.is_relative_to(root) for root in self.roots):
+        # Only the file root the template itself is in: a template in one team's folder
+        # does not read another's, nor the portal's git repositories.
+        base = self.base.resolve()
+        own = [root for root in self.roots if base == root or base.is_relative_to(root)]
+        if not any(folder == root or folder.is_relative_to(root) for root in own):
             raise InvalidInput.for_field(
-                field, f"{url!r} is outside the catalog's file roots", "a folder of the template"
+                field, f"{url!r} is outside the template's file root", "a folder of the template"
             )
         if not folder.is_dir():
             raise InvalidInput.for_field(field, f"{url!r} is not a folder", "a folder of files")

@@ -76,21 +76,38 @@ def destination(repo_url: str, settings: Settings) -> Destination:
     return Destination(host, owner, repo, url, None, f"https://{host}/{owner}/{repo}/blob/main")
 
 
+# The user and password part of a URL (https://user:token@host/...): never shown.
+CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+GIT_TIMEOUT = 120
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with the credentials of every URL in it left out."""
+    return CREDENTIALS.sub("", text)
+
+
 def _git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
+    command = next(arg for arg in args if not arg.startswith("-"))  # push, not --git-dir=
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
         raise InvalidInput.for_field(
             "input.repoUrl",
-            f"git {args[0]} failed: {(done.stderr or done.stdout).strip()[:500]}",
-            "a repository git can push to",
+            f"git {command} did not finish within {GIT_TIMEOUT} s",
+            "a repository git can reach",
+        ) from None
+    if done.returncode != 0:
+        said = without_credentials((done.stderr or done.stdout).strip()[:500])
+        raise InvalidInput.for_field(
+            "input.repoUrl", f"git {command} failed: {said}", "a repository git can push to"
         )
     return done.stdout.strip()
 
@@ -128,8 +145,9 @@ def _publish(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
             raise
 
     commit = act(REPOSITORY_CREATE, resource, push)
-    context.log(f"published {where.owner}/{where.repo} ({commit[:12]}) to {where.remote}")
-    return {"remoteUrl": where.remote, "repoContentsUrl": where.contents_url, "commitHash": commit}
+    shown = without_credentials(where.remote)
+    context.log(f"published {where.owner}/{where.repo} ({commit[:12]}) to {shown}")
+    return {"remoteUrl": shown, "repoContentsUrl": where.contents_url, "commitHash": commit}
 
 
 def _create_local(folder: Path, branch: str) -> bool:

@@ -76,7 +76,6 @@ def test_one_click_from_the_home_page_to_the_new_entity(page: Page, portal: Live
     expect(page.get_by_role("heading", name="browser-made")).to_be_visible()
 
 
-
 def test_a_choice_brings_in_a_dataset_picker_that_searches_the_catalog(
     page: Page, portal: LivePortal
 ) -> None:

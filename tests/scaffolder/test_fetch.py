@@ -131,6 +131,22 @@ def test_a_folder_outside_the_catalogs_roots_is_refused(tmp_path: Path) -> None:
     assert list(workspace.iterdir()) == []
 
 
+def test_a_template_reads_no_other_file_root_than_its_own(tmp_path: Path) -> None:
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    (ours / "template").mkdir(parents=True)
+    (theirs / "private").mkdir(parents=True)
+    (theirs / "private" / "notes.txt").write_text("another team's")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    files = FolderFiles(ours / "template", (ours.resolve(), theirs.resolve()))
+    context = StepContext(workspace, print, files)
+
+    with pytest.raises(InvalidInput, match="outside the template's file root"):
+        FETCH_PLAIN(context, {"url": "../../theirs/private"})
+
+    assert list(workspace.iterdir()) == []
+
+
 def test_a_template_file_with_a_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     context = inline(tmp_path, {"s/train.py": "import x\nname = ${{ values.name | }}\n"})
 

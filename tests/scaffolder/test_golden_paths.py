@@ -70,6 +70,21 @@ def test_a_generated_project_passes_its_own_tests(name: str, tmp_path: Path) -> 
         path.read_text(errors="replace") for path in workspace.rglob("*") if path.is_file()
     )
 
+    linted = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,I,UP,B", "."],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+    )
+    assert linted.returncode == 0, linted.stdout  # a generated project starts clean
+    formatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--no-cache", "--check", "."],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+    )
+    assert formatted.returncode == 0, formatted.stdout
+
     tested = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=workspace,

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from portal.worker import Worker
 from scaffolder.models import ScaffolderRun
-from tests.scaffolder.conftest import TemplateMaker
+from tests.scaffolder.conftest import FRAUD, TemplateMaker
 from tests.scaffolder.test_tasks import SERVICE, SKELETON
 
 from conftest import ClientFactory
@@ -208,3 +208,42 @@ def test_an_entity_picker_offers_the_catalogs_matches_as_one_types(
     ours = alice.get(owned.group(1).replace("&amp;", "&") + "&mine=", headers=HTML)
     assert "fraud-notebooks" in ours.text
     assert "demand-forecaster" not in ours.text  # another team's
+
+
+LINKED = (
+    SERVICE.replace(
+        "owner: {type: string, title: Owner, ui:field: OwnerPicker}",
+        "owner: {type: string, title: Owner, ui:field: OwnerPicker}\n"
+        "        homepage: {type: string, pattern: '^[^ ]+$'}",
+    )
+    + """
+  output:
+    links:
+      - {title: Homepage, url: "${{ parameters.homepage }}"}
+      - {title: Docs, url: "https://docs.example.com/${{ parameters.name }}"}
+      - {title: Odd ref, entityRef: "a:b:c"}
+"""
+)
+
+
+def test_an_output_link_that_is_not_a_web_address_is_shown_as_text(
+    make_template: TemplateMaker, alice: TestClient, worker: Worker
+) -> None:
+    make_template("model-service", LINKED, SKELETON)
+    form = alice.get(FORM, headers=HTML).text
+    assert 'pattern="[^ ]+"' in form  # the schema's anchors go, its meaning stays
+    sent = alice.post(
+        FORM,
+        data={"name": "linked", "owner": FRAUD, "homepage": "javascript:alert(1)"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    worker.run_once()
+
+    done = alice.get(sent.headers["location"], headers=HTML)
+    assert done.status_code == 200
+    assert 'href="javascript' not in done.text
+    assert "Homepage: <code>javascript:alert(1)</code>" in done.text
+    assert '<a href="https://docs.example.com/linked" role="button">Docs</a>' in done.text
+    assert "Odd ref: <code>a:b:c</code>" in done.text

@@ -12,7 +12,7 @@ import pytest
 from portal.errors import InvalidInput
 from portal.settings import Settings
 from scaffolder.steps import StepContext, publish
-from scaffolder.steps.publish import PUBLISH_ALIASES, PUBLISH_GIT
+from scaffolder.steps.publish import PUBLISH_ALIASES, PUBLISH_GIT, without_credentials
 
 
 def context_for(settings: Settings, workspace: Path, acted: list[str]) -> StepContext:
@@ -108,3 +108,27 @@ def test_a_branch_name_git_would_refuse_is_refused_first(
             {"repoUrl": "paved?owner=fraud&repo=scorer", "defaultBranch": "-x"},
         )
     assert refused.value.errors[0].field == "input.defaultBranch"
+
+
+def test_a_remotes_credentials_are_never_shown(settings: Settings, tmp_path: Path) -> None:
+    secret_remote = "http://bot:tok3n-value@127.0.0.1:9/{owner}/{repo}.git"  # nothing listens
+    allowed = settings.model_copy(
+        update={
+            "scaffolder": settings.scaffolder.model_copy(
+                update={"git_remotes": {"git.example.com": secret_remote}}
+            )
+        }
+    )
+    lines: list[str] = []
+    context = context_for(allowed, tmp_path / "work", [])
+    context.log = lines.append
+
+    with pytest.raises(InvalidInput) as refused:
+        PUBLISH_GIT(context, {"repoUrl": "git.example.com?owner=acme&repo=scorer"})
+
+    assert "tok3n" not in refused.value.detail
+    assert "git push failed" in refused.value.detail
+    assert not any("tok3n" in line for line in lines)
+    assert without_credentials("see https://u:p@host/x and ssh://git@h/y") == (
+        "see https://host/x and ssh://h/y"
+    )

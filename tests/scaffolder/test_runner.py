@@ -163,6 +163,26 @@ def test_a_failing_step_is_named_and_told_as_failed(context: StepContext) -> Non
     assert "leads out of the workspace" in events[-1].message
 
 
+def test_an_action_that_crashes_fails_its_step_and_the_run_goes_on_being_told(
+    context: StepContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    def crash(_: StepContext, given: dict[str, Any]) -> dict[str, Any]:
+        raise ConnectionError(f"cannot reach {given['where']}")
+
+    crashing = StepAction("echo", "Crashes, as a plugin's action may.", crash, {"type": "object"})
+    events: list[StepEvent] = []
+
+    with pytest.raises(InvalidInput, match=r"step Say where \(echo\) failed: echo failed unexp"):
+        run(TEMPLATE, {"name": "scorer"}, actions={**actions(), "echo": crashing},
+            context=context, user=USER, on_step=events.append)  # fmt: skip
+
+    assert (events[-1].step_id, events[-1].status) == ("echo", "failed")
+    assert "ConnectionError: cannot reach scorer/README.md" in events[-1].message
+    # The server's log says where it happened, not the message (which may hold a value).
+    assert "ConnectionError" in caplog.text
+    assert "scorer/README.md" not in caplog.text
+
+
 def test_backstages_create_app_form_checks_its_values() -> None:
     template = yaml.safe_load(
         (

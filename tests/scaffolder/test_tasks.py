@@ -258,6 +258,46 @@ spec:
 """
 
 
+def test_an_owner_left_to_its_default_is_decided_on_like_one_sent(
+    make_template: TemplateMaker, alice: TestClient
+) -> None:
+    defaulted = SERVICE.replace(
+        "owner: {type: string, title: Owner, ui:field: OwnerPicker}",
+        "owner: {type: string, title: Owner, ui:field: OwnerPicker, default: churn}",
+    ).replace("required: [name, owner]", "required: [name]")
+    ref = make_template("model-service", defaulted, SKELETON)
+
+    denied = alice.post(f"{BASE}/tasks", json={"templateRef": ref, "values": {"name": "x"}})
+
+    assert denied.status_code == 403
+    assert "not a member of group:default/churn" in denied.json()["reasons"][0]
+
+
+def test_a_secret_field_a_choice_brings_in_is_never_stored_in_clear(
+    make_template: TemplateMaker, alice: TestClient, engine: Engine
+) -> None:
+    branching = SERVICE.replace(
+        "owner: {type: string, title: Owner, ui:field: OwnerPicker}",
+        "owner: {type: string, title: Owner, ui:field: OwnerPicker}\n"
+        "        registry: {type: string, enum: [public, private]}\n"
+        "      dependencies:\n"
+        "        registry:\n"
+        "          oneOf:\n"
+        "            - properties: {registry: {const: public}}\n"
+        "            - properties:\n"
+        "                registry: {const: private}\n"
+        "                pullToken: {type: string, ui:field: Secret}",
+    )
+    ref = make_template("model-service", branching, SKELETON)
+    values = {"name": "x", "owner": FRAUD, "registry": "private", "pullToken": "pull-5ecret"}
+
+    task_id = start(alice, ref, values)
+
+    with engine.connect() as connection:
+        assert "5ecret" not in str(connection.execute(text("SELECT * FROM scaffolder_run")).all())
+    assert "pullToken" not in alice.get(f"{BASE}/tasks/{task_id}").json()["spec"]["parameters"]
+
+
 def test_secrets_are_masked_in_the_log_and_never_stored_in_clear(
     make_template: TemplateMaker, alice: TestClient, worker: Worker, engine: Engine
 ) -> None:

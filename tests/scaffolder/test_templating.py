@@ -96,6 +96,28 @@ def test_a_sandbox_escape_is_refused(templater: Templater, escape: str) -> None:
     assert str(refused.value).startswith("input.message")
 
 
+@pytest.mark.parametrize(
+    "greedy",
+    [
+        "${{ 'x' * 10000000 }}",
+        "${{ [1] * 2000000 }}",
+        "${{ 10 ** 100000 }}",
+        "${{ steps.update({'fetch': {'output': {'path': '/etc'}}}) }}",
+        "${{ parameters.tags.append('root') }}",
+    ],
+)
+def test_an_expression_may_neither_exhaust_the_portal_nor_change_what_it_is_given(
+    templater: Templater, greedy: str
+) -> None:
+    given = {"parameters": {"tags": ["ml"]}, "steps": {"fetch": {"output": {"path": "s"}}}}
+
+    with pytest.raises(TemplatingError, match=r"out of a template's reach|unsafe|not safely"):
+        templater.render_value({"message": greedy}, given)
+
+    assert given == {"parameters": {"tags": ["ml"]}, "steps": {"fetch": {"output": {"path": "s"}}}}
+    assert templater.render_value("${{ 'ab' * 3 }} ${{ 2 ** 10 }}", CONTEXT) == "ababab 1024"
+
+
 def test_nothing_outside_what_it_is_given_is_reachable(templater: Templater) -> None:
     for name in ("open", "os", "config", "request", "cycler", "lipsum", "namespace", "joiner"):
         found = templater.render_value("${{ " + name + " }}", CONTEXT)
