@@ -1,0 +1,1 @@
+"""${{ values.name }}: a FastAPI service that serves an MLflow model over HTTP."""
