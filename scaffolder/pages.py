@@ -193,7 +193,8 @@ async def run_form(
     ref = _template_ref(namespace, name)
     template = templates.get_template(session, ref)
     values = forms.read_values(template, _posted(await request.form()))
-    problems = runner.check_values(template, values)
+    # Checked as the run will check them: with the form's defaults filled in.
+    problems = runner.check_values(template, runner.with_defaults(template, values))
     if problems:
         context = _form_context(request, session, identity, ref, values, problems)
         return _shell(request).render(request, "scaffolder/form.html", context, status_code=422)

@@ -227,11 +227,17 @@ def retry_run(
     settings: Settings,
 ) -> RunView:
     """Queue a failed (or cancelled) run again: it starts at the step that did not finish,
-    in the same workspace. Secrets sent again replace the sealed ones."""
+    in the same workspace. Secrets sent again are added to the sealed ones (replacing those
+    of the same name); if those cannot be opened any more (the secret key changed), the
+    secrets sent are all the run has."""
     view = get_run(session, task_id)
     tasks.requeue(session, task_id, by=by.ref)
     if sent_secrets:
-        view.run.sealed_secrets = secrets.seal(settings, sent_secrets)
+        try:
+            kept = secrets.unseal(settings, view.run.sealed_secrets)
+        except InvalidInput:
+            kept = {}
+        view.run.sealed_secrets = secrets.seal(settings, {**kept, **sent_secrets})
         session.add(view.run)
         session.flush()
     return get_run(session, task_id)

@@ -247,3 +247,16 @@ def test_an_output_link_that_is_not_a_web_address_is_shown_as_text(
     assert "Homepage: <code>javascript:alert(1)</code>" in done.text
     assert '<a href="https://docs.example.com/linked" role="button">Docs</a>' in done.text
     assert "Odd ref: <code>a:b:c</code>" in done.text
+
+
+def test_a_required_field_left_to_its_default_is_accepted_as_the_api_accepts_it(
+    make_template: TemplateMaker, alice: TestClient
+) -> None:
+    with_default = REPO_TEMPLATE.replace("required: [name, owner]", "required: [name, owner, tier]")
+    make_template("model-service", with_default, SKELETON)
+
+    sent = alice.post(
+        FORM, data={"name": "defaulted", "owner": FRAUD}, headers=HTML, follow_redirects=False
+    )
+
+    assert sent.status_code == 303, sent.text

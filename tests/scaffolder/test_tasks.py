@@ -355,6 +355,22 @@ def test_a_failed_run_is_retried_from_the_step_that_failed(
     assert seen[-1] == (None, "completed")
 
 
+def test_secrets_sent_with_a_retry_are_added_to_those_of_the_form(
+    make_template: TemplateMaker, alice: TestClient, worker: Worker, engine: Engine
+) -> None:
+    ref = make_template("with-secret", SECRET_TEMPLATE)
+    task_id = start(alice, ref, {"password": "hunter2-pw"}, secrets={"token": "first-token"})
+    assert alice.post(f"{BASE}/tasks/{task_id}/cancel").status_code == 200
+
+    retried = alice.post(f"{BASE}/tasks/{task_id}/retry", json={"secrets": {"token": "new-tok"}})
+    assert retried.status_code == 201
+    worker.run_once()
+
+    messages = [str(e["body"]["message"]) for e in events(alice, task_id)]  # type: ignore[index]
+    assert "token *** and password ***" in messages  # both still there, both masked
+    assert alice.get(f"{BASE}/tasks/{task_id}").json()["status"] == "completed"
+
+
 def test_only_a_finished_run_that_failed_is_retried(
     make_template: TemplateMaker, alice: TestClient
 ) -> None:
