@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pluggy
 
@@ -18,6 +19,7 @@ from portal import hookspecs
 ENTRY_POINT_GROUP = "paved.plugins"
 
 log = logging.getLogger("paved.plugins")
+Built = TypeVar("Built")
 
 
 class PluginStatus(StrEnum):
@@ -59,6 +61,9 @@ class Plugins:
         self.manager = pluggy.PluginManager("paved")
         self.manager.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
+        # What build_once made of the contributions, by key; emptied when plugins change.
+        self._built: dict[str, Any] = {}
+        self._building = threading.RLock()
 
     @classmethod
     def discover(
@@ -134,6 +139,7 @@ class Plugins:
                 "@hookimpl (Paved calls plugins in name order)",
             )
         record.hooks = sorted(c.name for c in self.manager.get_hookcallers(plugin) or [])
+        self._forget_built()
         return record
 
     def unregister(self, name: str) -> None:
@@ -141,6 +147,24 @@ class Plugins:
         if plugin is not None:
             self.manager.unregister(plugin)
         self.records.pop(name, None)
+        self._forget_built()
+
+    def build_once(self, key: str, build: Callable[[], Built]) -> Built:
+        """What ``build`` makes of the plugins' contributions (e.g. a registry of the
+        actions they add), built on first use and kept under ``key``.
+
+        For contributions read while serving, in requests and in tasks alike: their hook is
+        called once per set of plugins, not on every use, so a plugin a contribution
+        degrades is degraded once. Registering or unregistering a plugin builds it again.
+        """
+        with self._building:
+            if key not in self._built:
+                self._built[key] = build()
+            return cast(Built, self._built[key])
+
+    def _forget_built(self) -> None:
+        with self._building:
+            self._built.clear()
 
     def _fail(self, record: PluginRecord, problem: str) -> PluginRecord:
         record.status = PluginStatus.FAILED
@@ -152,10 +176,12 @@ class Plugins:
         return record
 
     def degrade(self, name: str, problem: str) -> None:
-        """Mark a loaded plugin degraded; the portal goes on without that contribution."""
+        """Mark a loaded plugin degraded; the portal goes on without that contribution.
+        A problem already recorded for the plugin is not added again."""
         record = self.records.setdefault(name, PluginRecord(name=name, target="unknown"))
         record.status = PluginStatus.DEGRADED
-        record.problems.append(problem)
+        if problem not in record.problems:
+            record.problems.append(problem)
 
     def _implementations(self, hook_name: str) -> list[tuple[str, Any]]:
         caller = getattr(self.manager.hook, hook_name)

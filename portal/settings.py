@@ -289,6 +289,13 @@ class ScaffolderSettings(BaseModel):
     max_files: int = Field(
         5000, ge=1, description="Most files a run may render into its workspace."
     )
+    failed_workspace_retention_hours: float = Field(
+        72,
+        ge=0,
+        description="How long the workspace of a failed run is kept for its retry; older ones "
+        "are removed when the portal starts and whenever a run ends (a retry after that "
+        "renders the files again). A cancelled run's workspace is removed at once.",
+    )
 
 
 class PluginSettings(BaseModel):

@@ -10,21 +10,22 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse
 
 from catalog.refs import EntityRef
-from portal import Identity, Resource, requires
+from portal import Identity, requires
 from portal.db import SessionDep, as_utc
 from portal.errors import InvalidInput
 from portal.models import TaskLog, TaskStatus
 from portal.problems import use_backstage_error_bodies
 from portal.settings import Settings
 from scaffolder import actions, dryrun, service, templates
-from scaffolder.execution import available_actions
-from scaffolder.templating import extensions
+from scaffolder.execution import actions_of
+from scaffolder.models import DryRunIn, RetryIn, ScaffoldIn
+from scaffolder.resources import RunAskedByApi, task_of, template_to_run
+from scaffolder.templating import list_extensions
 
 FOLLOW_INTERVAL = 0.25
 
@@ -35,69 +36,15 @@ router = APIRouter(
 )
 
 
-class ScaffoldIn(BaseModel):
-    """``POST /v2/tasks``: the template to run and the values of its form."""
-
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    template_ref: str = Field(alias="templateRef", description="template:<namespace>/<name>")
-    values: dict[str, Any] = Field(description="The values of the template's form")
-    secrets: dict[str, str] | None = Field(
-        None, description="Values never stored in clear nor shown (`${{ secrets.x }}`)"
-    )
-
-
-class RetryIn(BaseModel):
-    secrets: dict[str, str] | None = None
-
-
-class DryRunIn(BaseModel):
-    """``POST /v2/dry-run``: a template with its files inline (Backstage's body), or a
-    template in the catalog with its own files (``templateRef``)."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    template: dict[str, Any] | None = None
-    template_ref: str | None = Field(None, alias="templateRef")
-    values: dict[str, Any] = Field(default_factory=dict)
-    secrets: dict[str, str] | None = None
-    directory_contents: list[dict[str, Any]] = Field(
-        default_factory=list, alias="directoryContents"
-    )
-
-
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def template_to_run(request: Request, session: SessionDep) -> Resource:
-    """The template a run is asked of, with the values it would run with (the body is read
-    here rather than declared, so that who asks is known before it is checked)."""
-    try:
-        body = ScaffoldIn.model_validate(await request.json())
-    except (ValueError, ValidationError):
-        raise InvalidInput.for_field(
-            "body", "not a run request", '{"templateRef": ..., "values": {...}}'
-        ) from None
-    ref = service.parse_template_ref(body.template_ref)
-    return await run_in_threadpool(service.run_resource, session, ref, body.values)
-
-
-def task_of(task_id: str, session: SessionDep) -> Resource:
-    """A run, as the policy sees it: who started it."""
-    view = service.get_run(session, service.parse_task_id(task_id))
-    return Resource(
-        ref=f"scaffolder-task:{view.task.id}",
-        kind="ScaffolderTask",
-        facts={"created_by": view.task.created_by, "template": view.run.template_ref},
-    )
-
-
 @router.get("/v2/actions", dependencies=[requires(actions.ACTION_READ)])
 def list_actions(request: Request) -> list[dict[str, Any]]:
     """Every action a template's steps may use, with its input and output schemas."""
-    found = available_actions(request.app.state.plugins)
+    found = actions_of(request.app.state.plugins)
     return [action.listed() for action in found.values()]
 
 
@@ -105,15 +52,17 @@ def list_actions(request: Request) -> list[dict[str, Any]]:
     "/v2/templates/{namespace}/{kind}/{name}/parameter-schema",
     dependencies=[requires(actions.TEMPLATE_READ)],
 )
-def parameter_schema(namespace: str, kind: str, name: str, session: SessionDep) -> dict[str, Any]:
+def get_parameter_schema(
+    namespace: str, kind: str, name: str, session: SessionDep
+) -> dict[str, Any]:
     """The form a template asks to fill: its title and one JSON schema per step."""
-    return templates.parameter_schema(session, EntityRef(kind, namespace, name))
+    return templates.build_parameter_schema(session, EntityRef(kind, namespace, name))
 
 
 @router.get("/v2/templating-extensions", dependencies=[requires(actions.TEMPLATE_READ)])
-def templating_extensions() -> dict[str, Any]:
+def list_templating_extensions() -> dict[str, Any]:
     """The filters and globals template expressions may use."""
-    return extensions()
+    return list_extensions()
 
 
 @router.post("/v2/tasks", status_code=201)
@@ -122,16 +71,17 @@ def create_task(
     request: Request,
     session: SessionDep,
     user: Annotated[Identity, requires(actions.TEMPLATE_RUN, resource=template_to_run)],
+    # After the gate, which loaded it for the policy: read once.
+    asked: RunAskedByApi,
 ) -> dict[str, str]:
     """Run a template with the values of its form; the run is a task, followed live."""
     view = service.start_run(
         session,
-        service.parse_template_ref(body.template_ref),
-        body.values,
+        asked,
         sent_secrets=body.secrets,
         by=user,
         settings=_settings(request),
-        known_actions=available_actions(request.app.state.plugins).keys(),
+        known_actions=actions_of(request.app.state.plugins).keys(),
     )
     return {"id": str(view.task.id)}
 
@@ -154,23 +104,26 @@ def list_tasks(
         offset=offset,
         newest_first=order == "desc",
     )
-    return {"tasks": [serialized_task(view) for view in page.runs], "totalTasks": page.total}
+    return {"tasks": [serialize_task(view) for view in page.runs], "totalTasks": page.total}
 
 
 @router.get("/v2/tasks/{task_id}", dependencies=[requires(actions.TASK_READ)])
 def get_task(task_id: str, session: SessionDep) -> dict[str, Any]:
     """One run: its spec (template, values without secrets, steps), status and author."""
-    return serialized_task(service.get_run(session, service.parse_task_id(task_id)))
+    return serialize_task(service.get_run(session, service.parse_task_id(task_id)))
 
 
 @router.post("/v2/tasks/{task_id}/cancel")
 def cancel_task(
     task_id: str,
+    request: Request,
     session: SessionDep,
     user: Annotated[Identity, requires(actions.TASK_CANCEL, resource=task_of)],
 ) -> dict[str, str]:
     """Stop a run: at once if it waits, at the end of its current step if it runs."""
-    view = service.cancel_run(session, service.parse_task_id(task_id), by=user)
+    view = service.cancel_run(
+        session, service.parse_task_id(task_id), by=user, settings=_settings(request)
+    )
     return {"status": view.status}
 
 
@@ -200,7 +153,9 @@ def list_task_events(
     """The run's events after event ``after``: log lines, step changes, its completion."""
     number = service.parse_task_id(task_id)
     view = service.get_run(session, number)
-    return [event(line, view) for line in service.list_events(session, number, after=after)]
+    return [
+        serialize_event(line, view) for line in service.list_events(session, number, after=after)
+    ]
 
 
 @router.get(
@@ -230,9 +185,9 @@ def dry_run(
     settings = _settings(request)
     if body.template_ref:
         template, base = service.template_of(session, service.parse_template_ref(body.template_ref))
-        files = service.template_files(base, settings)
+        files = service.open_template_files(base, settings)
     elif body.template is not None:
-        template, files = body.template, dryrun.inline_files(body.directory_contents)
+        template, files = body.template, dryrun.read_inline_files(body.directory_contents)
     else:
         raise InvalidInput.for_field(
             "template", "missing", "a template with its directoryContents, or a templateRef"
@@ -242,8 +197,8 @@ def dry_run(
         body.values,
         sent_secrets=body.secrets or {},
         files=files,
-        actions=available_actions(request.app.state.plugins),
-        user={"ref": user.ref, "entity": service.user_entity(session, user)},
+        actions=actions_of(request.app.state.plugins),
+        user={"ref": user.ref, "entity": service.find_user_entity(session, user)},
         settings=settings,
     )
     return {
@@ -259,7 +214,7 @@ def _read_events(engine: Engine, task_id: int, after: int) -> tuple[bool, list[d
         view = service.get_run(session, task_id)
         is_finished = TaskStatus(view.task.status).is_finished
         lines = service.list_events(session, task_id, after=after)
-        return is_finished, [event(line, view) for line in lines]
+        return is_finished, [serialize_event(line, view) for line in lines]
 
 
 async def _follow(engine: Engine, task_id: int, after: int) -> AsyncIterator[dict[str, Any]]:
@@ -279,29 +234,34 @@ async def _follow(engine: Engine, task_id: int, after: int) -> AsyncIterator[dic
             await asyncio.sleep(FOLLOW_INTERVAL)
 
 
-def serialized_task(view: service.RunView) -> dict[str, Any]:
+def serialize_task(view: service.RunView) -> dict[str, Any]:
     """A run as Backstage's ``SerializedTask``."""
     task = view.task
     shown: dict[str, Any] = {
         "id": str(task.id),
         "spec": view.run.spec,
         "status": view.status,
-        "createdAt": _moment(task.created_at),
+        "createdAt": _format_moment(task.created_at),
         "createdBy": task.created_by,
     }
     if task.heartbeat_at is not None:
-        shown["lastHeartbeatAt"] = _moment(task.heartbeat_at)
+        shown["lastHeartbeatAt"] = _format_moment(task.heartbeat_at)
     return shown
 
 
-def event(line: TaskLog, view: service.RunView) -> dict[str, Any]:
+def serialize_event(line: TaskLog, view: service.RunView) -> dict[str, Any]:
     """A log line as Backstage's ``SerializedTaskEvent``: a run's last line (about no step,
-    with a status) is its completion, carrying the output."""
+    with a status) is its completion, carrying the output; a step's failure carries the
+    problems it had, each naming its field."""
     body: dict[str, Any] = {"message": line.message}
     if line.step:
         body["stepId"] = line.step
     if line.step_status:
         body["status"] = line.step_status
+    if line.step and line.step_status == "failed":
+        errors = (view.run.steps.get(line.step) or {}).get("errors")
+        if errors:
+            body["errors"] = errors
     kind = "log"
     if line.step is None and line.step_status in ("completed", "failed"):
         kind = "completion"
@@ -314,10 +274,10 @@ def event(line: TaskLog, view: service.RunView) -> dict[str, Any]:
         "taskId": str(view.task.id),
         "body": body,
         "type": kind,
-        "createdAt": _moment(line.at),
+        "createdAt": _format_moment(line.at),
         "level": line.level,
     }
 
 
-def _moment(value: Any) -> str:
+def _format_moment(value: Any) -> str:
     return str(as_utc(value).isoformat())

@@ -15,7 +15,7 @@ from typing import Any
 from portal.errors import InvalidInput
 from portal.settings import Settings
 from scaffolder import secrets
-from scaffolder.runner import StepEvent, run, step_key
+from scaffolder.runner import StepEvent, run, step_id_of
 from scaffolder.steps import InlineFiles, StepAction, StepContext, TemplateFiles
 
 
@@ -27,7 +27,7 @@ class DryRun:
     steps: list[dict[str, Any]]
 
 
-def inline_files(contents: Sequence[Mapping[str, Any]]) -> InlineFiles:
+def read_inline_files(contents: Sequence[Mapping[str, Any]]) -> InlineFiles:
     """A dry run's ``directoryContents``: each path with its content in base64."""
     files: dict[str, bytes] = {}
     for index, item in enumerate(contents):
@@ -88,20 +88,25 @@ def dry_run(
             secrets=hidden,
             on_step=on_step,
         )
-        made = _tree(workspace, settings.scaffolder.max_files)
+        made = _list_tree(workspace, settings.scaffolder.max_files)
     steps = (template.get("spec") or {}).get("steps") or []
     return DryRun(
         log=log,
         files=made,
         output=masker.value(result.output),
         steps=[
-            {**step, "id": step_key(step, index), "name": step.get("name") or step_key(step, index)}
+            {
+                **step,
+                "id": step_id_of(step, index),
+                "name": step.get("name") or step_id_of(step, index),
+            }
             for index, step in enumerate(steps)
         ],
     )
 
 
-def _tree(workspace: Path, max_files: int) -> list[dict[str, Any]]:
+def _list_tree(workspace: Path, max_files: int) -> list[dict[str, Any]]:
+    """Every file the run made, with its content (a link is not followed)."""
     found: list[dict[str, Any]] = []
     for path in sorted(workspace.rglob("*")):
         if not path.is_file() or path.is_symlink():

@@ -4,23 +4,24 @@ secrets, and work outside the workspace done as the person who started the run."
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
-from portal import TaskContext, TaskFailed, TaskHandler
+from portal import TaskCancelled, TaskContext, TaskFailed, TaskHandler, tasks
 from portal.actions import Action
 from portal.auth.identity import Identity
 from portal.errors import ConfigurationError, InvalidInput
 from portal.gate import Resource
 from portal.plugins import Plugins
-from scaffolder import runner, secrets
+from scaffolder import runner, secrets, service
 from scaffolder.models import ScaffolderRun
 from scaffolder.runner import StepEvent
-from scaffolder.service import TASK_KIND, template_files, workspace_of
+from scaffolder.service import TASK_KIND
 from scaffolder.steps import StepAction, StepContext, registry
 from scaffolder.steps.builtin import BUILT_IN_ACTIONS
 from scaffolder.steps.catalog import CATALOG_REGISTER, CATALOG_WRITE
@@ -29,13 +30,22 @@ from scaffolder.steps.publish import PUBLISH_ALIASES, PUBLISH_GIT
 ACTIONS_HOOK = "paved_scaffolder_actions"
 BUILT_IN = [*BUILT_IN_ACTIONS, CATALOG_WRITE, CATALOG_REGISTER, PUBLISH_GIT, *PUBLISH_ALIASES]
 
+log = logging.getLogger("paved.scaffolder")
 
-def available_actions(plugins: Plugins | None) -> dict[str, StepAction]:
-    """The actions templates may use: built in, and those plugins add (an id already
-    taken degrades the plugin that came second)."""
-    found = registry(BUILT_IN)
+
+def actions_of(plugins: Plugins | None) -> Mapping[str, StepAction]:
+    """The actions templates may use with ``plugins``, by id: collected once (at start-up,
+    or on a worker's first run), not on every request or run. Without plugins (a worker
+    built without them), the built-in ones."""
     if plugins is None:
-        return found
+        return registry(BUILT_IN)
+    return plugins.build_once(ACTIONS_HOOK, lambda: collect_actions(plugins))
+
+
+def collect_actions(plugins: Plugins) -> dict[str, StepAction]:
+    """The actions built in, and those plugins add (an id already taken degrades the
+    plugin that came second)."""
+    found = registry(BUILT_IN)
     for contribution in plugins.collect(ACTIONS_HOOK, StepAction):
         action = contribution.item
         if action.id in found:
@@ -46,13 +56,18 @@ def available_actions(plugins: Plugins | None) -> dict[str, StepAction]:
 
 
 def run_task(ctx: TaskContext) -> dict[str, Any]:
-    return run_template(ctx, available_actions(ctx.plugins))
+    """Run the template, then remove the workspaces of the runs no retry needs any more: a
+    worker has no timer, so each run's end sweeps."""
+    try:
+        return run_template(ctx, actions_of(ctx.plugins))
+    finally:
+        _sweep_workspaces(ctx)
 
 
 HANDLER = TaskHandler(TASK_KIND, run_task, title="Run a software template")
 
 
-def run_template(ctx: TaskContext, actions: dict[str, StepAction]) -> dict[str, Any]:
+def run_template(ctx: TaskContext, actions: Mapping[str, StepAction]) -> dict[str, Any]:
     settings = ctx.settings
     if settings is None:
         raise ConfigurationError("a scaffolder run needs the portal's settings")
@@ -70,7 +85,7 @@ def run_template(ctx: TaskContext, actions: dict[str, StepAction]) -> dict[str, 
     current: dict[str, str | None] = {"step": None}
     steps_kept: dict[str, Any] = dict(run.steps)
 
-    def log(message: str) -> None:
+    def write(message: str) -> None:
         ctx.log(masker.text(message), step=current["step"])
 
     def on_step(event: StepEvent) -> None:
@@ -81,31 +96,41 @@ def run_template(ctx: TaskContext, actions: dict[str, StepAction]) -> dict[str, 
         kept: dict[str, Any] = {"status": event.status}
         if event.output is not None:
             kept["output"] = masker.value(event.output)
+        if event.problems:
+            kept["errors"] = masker.value([problem.as_dict() for problem in event.problems])
         steps_kept[event.step_id] = kept
         _save(ctx, steps=dict(steps_kept))
 
     def act(action: Action, resource: Resource | None, work: Callable[[Session], Any]) -> Any:
         return ctx.act(action, identity, resource, work)
 
-    workspace = workspace_of(settings, ctx.task_id)
+    workspace = service.workspace_of(settings, ctx.task_id)
+    has_workspace = workspace.is_dir()
     workspace.mkdir(parents=True, exist_ok=True)
     context = StepContext(
         workspace=workspace,
-        log=log,
-        files=template_files(run.files_base, settings),
+        log=write,
+        files=service.open_template_files(run.files_base, settings),
         settings=settings,
         act=act,
         user_ref=identity.ref,
         task_id=ctx.task_id,
     )
     spec = run.spec
-    done = {
+    finished = {
         step_id: kept.get("output") or {}
         for step_id, kept in steps_kept.items()
         if kept.get("status") == "completed"
     }
+    # A workspace removed since (the run was cancelled, or failed long ago) took the files
+    # of the steps that only work in it: those run again, the others are not repeated.
+    in_workspace = set() if has_workspace else _workspace_only_steps(spec, actions)
+    done = {step_id: output for step_id, output in finished.items() if step_id not in in_workspace}
     if done:
-        log(f"Retrying: {len(done)} finished step(s) are not run again")
+        write(f"Retrying: {len(done)} finished step(s) are not run again")
+    if len(done) < len(finished):
+        again = len(finished) - len(done)
+        write(f"Its workspace was removed: {again} finished step(s) that work in it run again")
     # A form's secret fields are still parameters to the steps (masked wherever shown).
     values = {**hidden, **spec.get("parameters", {})}
     try:
@@ -123,11 +148,44 @@ def run_template(ctx: TaskContext, actions: dict[str, StepAction]) -> dict[str, 
         )
     except InvalidInput as exc:
         raise TaskFailed(masker.text(exc.detail)) from None
+    except TaskCancelled:
+        # Someone cancelled the run, not its worker stopping (it goes back to the queue).
+        if _is_cancel_requested(ctx):
+            service.remove_workspace(settings, ctx.task_id)
+        raise
     output = masker.value(result.output)
     _save(ctx, output=output, sealed_secrets=None)
     ctx.log("Run completed", step_status="completed")
-    shutil.rmtree(workspace, ignore_errors=True)
+    service.remove_workspace(settings, ctx.task_id)
     return {"output": output}
+
+
+def _workspace_only_steps(spec: Mapping[str, Any], actions: Mapping[str, StepAction]) -> set[str]:
+    """The steps whose action changes nothing outside the workspace (those a dry run
+    runs)."""
+    return {
+        runner.step_id_of(step, index)
+        for index, step in enumerate(spec.get("steps") or [])
+        if (action := actions.get(str(step.get("action")))) is not None and action.supports_dry_run
+    }
+
+
+def _is_cancel_requested(ctx: TaskContext) -> bool:
+    """Whether someone asked to cancel the run (``ctx.is_cancel_requested`` is also true
+    when the worker stops, and the run goes back to the queue with its workspace)."""
+    with Session(ctx.engine) as session:
+        return tasks.get_task(session, ctx.task_id).cancel_requested
+
+
+def _sweep_workspaces(ctx: TaskContext) -> None:
+    if ctx.settings is None:
+        return
+    try:
+        with Session(ctx.engine) as session:
+            service.sweep_workspaces(session, settings=ctx.settings)
+    except SQLAlchemyError:
+        # The run's own outcome stands; the next run's end sweeps again.
+        log.warning("could not sweep the scaffolder's workspaces", exc_info=True)
 
 
 def _save(ctx: TaskContext, **values: Any) -> None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.datastructures import FormData
+
 from portal.errors import FieldProblem
 from scaffolder import parameters, secrets
 from scaffolder.templating import parse_repo_url
@@ -95,7 +97,7 @@ def build(
     for step in parameters.steps_of(template):
         shown = parameters.shown(step, values)
         fields = [
-            _field(name, spec, name in shown.required, values.get(name), choices)
+            _build_field(name, spec, name in shown.required, values.get(name), choices)
             for name, spec in shown.properties.items()
         ]
         for item in fields:
@@ -106,7 +108,7 @@ def build(
     return built
 
 
-def _field(
+def _build_field(
     name: str, spec: Mapping[str, Any], required: bool, value: Any, choices: Choices
 ) -> FormField:
     ui_field = spec.get("ui:field")
@@ -143,7 +145,7 @@ def _field(
         allowed = (spec.get("ui:options") or {}).get("allowedHosts") or []
         made.hosts = [host for host in choices.hosts if not allowed or host in allowed]
         made.hosts = made.hosts or list(choices.hosts)
-        made.parts = _repo_parts(value)
+        made.parts = _split_repo_url(value)
     elif "enum" in spec:
         made.widget = "select"
         names = spec.get("enumNames") or spec.get("ui:enumNames") or spec["enum"]
@@ -164,11 +166,20 @@ def _field(
     return made
 
 
-def _repo_parts(value: Any) -> dict[str, str]:
+def _split_repo_url(value: Any) -> dict[str, str]:
     try:
         return parse_repo_url(value) if isinstance(value, str) and value else {}
     except ValueError:
         return {}
+
+
+def read_posted(form: FormData) -> dict[str, list[str]]:
+    """A posted form's fields, each with its values (the CSRF token left out)."""
+    return {
+        key: [value for value in form.getlist(key) if isinstance(value, str)]
+        for key in form
+        if key != "csrf_token"
+    }
 
 
 def read_values(template: Mapping[str, Any], posted: Mapping[str, list[str]]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""The scaffolder's table: one row per run of a template, beside the task that runs it."""
+"""The scaffolder's table (one row per run of a template, beside the task that runs it)
+and the shapes its API reads."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 from sqlalchemy import JSON, Column, ForeignKey, Integer, Text
 from sqlmodel import Field, SQLModel
 
@@ -32,3 +34,36 @@ class ScaffolderRun(SQLModel, table=True):
     # Per step id: {"status": ..., "output": {...}}.
     steps: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class ScaffoldIn(pydantic.BaseModel):
+    """``POST /v2/tasks``: the template to run and the values of its form."""
+
+    model_config = pydantic.ConfigDict(populate_by_name=True, extra="forbid")
+
+    template_ref: str = pydantic.Field(
+        alias="templateRef", description="template:<namespace>/<name>"
+    )
+    values: dict[str, Any] = pydantic.Field(description="The values of the template's form")
+    secrets: dict[str, str] | None = pydantic.Field(
+        None, description="Values never stored in clear nor shown (`${{ secrets.x }}`)"
+    )
+
+
+class RetryIn(pydantic.BaseModel):
+    secrets: dict[str, str] | None = None
+
+
+class DryRunIn(pydantic.BaseModel):
+    """``POST /v2/dry-run``: a template with its files inline (Backstage's body), or a
+    template in the catalog with its own files (``templateRef``)."""
+
+    model_config = pydantic.ConfigDict(populate_by_name=True)
+
+    template: dict[str, Any] | None = None
+    template_ref: str | None = pydantic.Field(None, alias="templateRef")
+    values: dict[str, Any] = pydantic.Field(default_factory=dict)
+    secrets: dict[str, str] | None = None
+    directory_contents: list[dict[str, Any]] = pydantic.Field(
+        default_factory=list, alias="directoryContents"
+    )

@@ -13,21 +13,21 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from sqlmodel import Session
-from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from catalog import actions as catalog_actions
 from catalog import service as catalog
 from catalog.pages import entity_url
 from catalog.refs import EntityRef, parse_ref, ref_of
-from portal import FieldProblem, Identity, InvalidInput, Resource, requires
+from portal import FieldProblem, Identity, InvalidInput, requires
 from portal.db import SessionDep
+from portal.gate import Authority
 from portal.models import TaskStatus
 from portal.settings import Settings
 from portal.shell import Shell
 from scaffolder import actions, forms, runner, service, templates
-from scaffolder.api import task_of
-from scaffolder.execution import available_actions
+from scaffolder.execution import actions_of
+from scaffolder.resources import RunAskedByForm, task_of, template_from_form
 from scaffolder.steps.publish import LOCAL_HOST
 
 router = APIRouter(include_in_schema=False)
@@ -43,41 +43,40 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _posted(form: FormData) -> dict[str, list[str]]:
-    return {
-        key: [value for value in form.getlist(key) if isinstance(value, str)]
-        for key in form
-        if key != "csrf_token"
-    }
-
-
-def _choices(session: Session, identity: Identity, settings: Settings) -> forms.Choices:
-    groups = list(identity.groups)
-    if "admin" in identity.roles:  # admins create for any team
-        groups += [str(ref_of(g.body)) for g in catalog.entities_of_kind(session, "group")]
-    hosts = [LOCAL_HOST, *sorted(settings.scaffolder.git_remotes)]
-    return forms.Choices(sorted(dict.fromkeys(groups)), hosts)
+def _offer_choices(
+    request: Request,
+    session: Session,
+    identity: Identity,
+    ref: EntityRef,
+    template: Mapping[str, Any],
+) -> forms.Choices:
+    """What the form's pickers offer ``identity``: the owners the policy lets them create
+    for, and the hosts repositories may be published to."""
+    authority = Authority(request.app.state.policy, request.app.state.plugins)
+    groups = service.list_owner_choices(session, ref, template, by=identity, authority=authority)
+    hosts = [LOCAL_HOST, *sorted(_settings(request).scaffolder.git_remotes)]
+    return forms.Choices(groups, hosts)
 
 
 def _template_ref(namespace: str, name: str) -> EntityRef:
     return EntityRef("template", namespace, name)
 
 
-def _form_context(
+def _build_form_context(
     request: Request,
     session: Session,
     identity: Identity,
     ref: EntityRef,
+    template: Mapping[str, Any],
     values: Mapping[str, Any],
     problems: list[FieldProblem],
 ) -> dict[str, Any]:
-    template = templates.get_template(session, ref)
     metadata = template.get("metadata") or {}
-    choices = _choices(session, identity, _settings(request))
+    choices = _offer_choices(request, session, identity, ref, template)
     return {
         "ref": ref,
         "template": template,
-        "title": metadata.get("title") or metadata.get("name"),
+        "title": templates.title_of(template),
         "description": metadata.get("description") or "",
         "steps": forms.build(template, values, problems, choices),
         "action_url": f"/create/templates/{ref.namespace}/{ref.name}",
@@ -96,7 +95,7 @@ def templates_page(request: Request, session: SessionDep) -> HTMLResponse:
         found.append(
             {
                 "url": f"/create/templates/{ref.namespace}/{ref.name}",
-                "title": metadata.get("title") or metadata["name"],
+                "title": templates.title_of(row.body),
                 "description": metadata.get("description") or "",
                 "type": spec.get("type") or "",
                 "tags": metadata.get("tags") or [],
@@ -118,7 +117,9 @@ def form_page(
     identity: Annotated[Identity, requires(actions.TEMPLATE_READ)],
 ) -> HTMLResponse:
     """A template's form, with its defaults."""
-    context = _form_context(request, session, identity, _template_ref(namespace, name), {}, [])
+    ref = _template_ref(namespace, name)
+    template = templates.get_template(session, ref)
+    context = _build_form_context(request, session, identity, ref, template, {}, [])
     return _shell(request).render(request, "scaffolder/form.html", context)
 
 
@@ -139,10 +140,7 @@ def entity_choices(
         request.query_params.get(field, ""),
         owned_by=[identity.ref, *identity.groups] if owned else (),
     )
-    choices = [
-        (str(ref_of(row.body)), row.body["metadata"].get("title") or row.body["metadata"]["name"])
-        for row in found
-    ]
+    choices = [(str(ref_of(row.body)), templates.title_of(row.body)) for row in found]
     return _shell(request).render(request, "scaffolder/_entity_choices.html", {"choices": choices})
 
 
@@ -157,27 +155,17 @@ async def check_form(
     """The form again, as filled so far, with the problems of the fields filled in (htmx
     swaps it on every change; a field left empty is only said missing when sent)."""
     ref = _template_ref(namespace, name)
-    posted = _posted(await request.form())
+    posted = forms.read_posted(await request.form())
     template = templates.get_template(session, ref)
     values = forms.read_values(template, posted)
     touched = {key.split(".")[0] for key, given in posted.items() if any(given)}
     problems = [
         p for p in runner.check_values(template, values) if p.field.split(".")[0] in touched
     ]
-    context = _form_context(request, session, identity, ref, values, problems)
+    context = _build_form_context(request, session, identity, ref, template, values, problems)
     return _shell(request).render(
         request, "scaffolder/form.html", context, fragment="scaffolder/_form.html"
     )
-
-
-async def template_from_form(
-    namespace: str, name: str, request: Request, session: SessionDep
-) -> Resource:
-    """The template the form runs, with the values filled in (for the policy)."""
-    ref = _template_ref(namespace, name)
-    template = templates.get_template(session, ref)
-    values = forms.read_values(template, _posted(await request.form()))
-    return service.run_resource(session, ref, values)
 
 
 @router.post("/create/templates/{namespace}/{name}")
@@ -187,61 +175,58 @@ async def run_form(
     request: Request,
     session: SessionDep,
     identity: Annotated[Identity, requires(actions.TEMPLATE_RUN, resource=template_from_form)],
+    # After the gate, which loaded it for the policy: the template is read once.
+    asked: RunAskedByForm,
 ) -> Response:
     """Run the template with the form's values and go to the run's page; a form that does
     not fit comes back with each problem beside its field."""
-    ref = _template_ref(namespace, name)
-    template = templates.get_template(session, ref)
-    values = forms.read_values(template, _posted(await request.form()))
+    template, values = asked.template.body, asked.values
     # Checked as the run will check them: with the form's defaults filled in.
-    problems = runner.check_values(template, runner.with_defaults(template, values))
+    problems = runner.check_values(template, runner.fill_defaults(template, values))
     if problems:
-        context = _form_context(request, session, identity, ref, values, problems)
+        ref = _template_ref(namespace, name)
+        context = _build_form_context(request, session, identity, ref, template, values, problems)
         return _shell(request).render(request, "scaffolder/form.html", context, status_code=422)
     view = service.start_run(
         session,
-        ref,
-        values,
+        asked,
         by=identity,
         settings=_settings(request),
-        known_actions=available_actions(request.app.state.plugins).keys(),
+        known_actions=actions_of(request.app.state.plugins).keys(),
     )
     return RedirectResponse(f"/create/tasks/{view.task.id}", status_code=303)
 
 
-def _run_context(session: Session, task_id: int) -> dict[str, Any]:
+def _build_run_context(session: Session, task_id: int) -> dict[str, Any]:
     view = service.get_run(session, task_id)
-    lines = service.list_events(session, task_id)
-    statuses: dict[str, str] = {}
-    for line in lines:
-        if line.step and line.step_status:
-            statuses[line.step] = line.step_status
-    steps = [
-        {
-            "id": runner.step_key(step, index),
-            "name": step.get("name") or runner.step_key(step, index),
-            "action": step.get("action"),
-            "status": statuses.get(runner.step_key(step, index), "open"),
-        }
-        for index, step in enumerate(view.run.spec.get("steps") or [])
-    ]
+    steps = []
+    for index, step in enumerate(view.run.spec.get("steps") or []):
+        step_id = runner.step_id_of(step, index)
+        kept = view.run.steps.get(step_id) or {}
+        steps.append(
+            {
+                "id": step_id,
+                "name": step.get("name") or step_id,
+                "action": step.get("action"),
+                "status": kept.get("status") or "open",
+            }
+        )
     info = view.run.spec.get("templateInfo") or {}
-    metadata = (info.get("entity") or {}).get("metadata") or {}
     return {
         "view": view,
         "task": view.task,
         "status": view.status,
         "is_finished": TaskStatus(view.task.status).is_finished,
-        "title": metadata.get("title") or metadata.get("name") or view.run.template_ref,
+        "title": templates.title_of(info.get("entity") or {}) or view.run.template_ref,
         "template_url": entity_url(parse_ref(view.run.template_ref)),
         "steps": steps,
-        "lines": lines,
-        "links": _links((view.run.output or {}).get("links") or []),
+        "lines": service.list_events(session, task_id),
+        "links": _show_links((view.run.output or {}).get("links") or []),
         "texts": (view.run.output or {}).get("text") or [],
     }
 
 
-def _links(links: list[Any]) -> list[dict[str, str]]:
+def _show_links(links: list[Any]) -> list[dict[str, str]]:
     """The run's output links: a web URL as it is, an entity ref as its catalog page, a
     local repository (file://) as the command that clones it. Anything else (a
     ``javascript:`` URL from a value someone typed, a ref that does not parse) is shown as
@@ -269,26 +254,27 @@ def _links(links: list[Any]) -> list[dict[str, str]]:
 @router.get("/create/tasks/{task_id}", dependencies=[requires(actions.TASK_READ)])
 def run_page(task_id: str, request: Request, session: SessionDep) -> HTMLResponse:
     """A run: its steps, its log (followed live while it runs) and, at the end, its links."""
-    context = _run_context(session, service.parse_task_id(task_id))
+    context = _build_run_context(session, service.parse_task_id(task_id))
     return _shell(request).render(request, "scaffolder/run.html", context)
 
 
 @router.get("/create/tasks/{task_id}/summary", dependencies=[requires(actions.TASK_READ)])
 def run_summary(task_id: str, request: Request, session: SessionDep) -> HTMLResponse:
     """A run's status and output links, swapped into its page when it ends."""
-    context = _run_context(session, service.parse_task_id(task_id))
+    context = _build_run_context(session, service.parse_task_id(task_id))
     return _shell(request).render(request, "scaffolder/_run_summary.html", context)
 
 
 @router.post("/create/tasks/{task_id}/cancel")
 def cancel_from_page(
     task_id: str,
+    request: Request,
     session: SessionDep,
     user: Annotated[Identity, requires(actions.TASK_CANCEL, resource=task_of)],
 ) -> RedirectResponse:
     """The cancel button of a run's page."""
     number = service.parse_task_id(task_id)
-    service.cancel_run(session, number, by=user)
+    service.cancel_run(session, number, by=user, settings=_settings(request))
     return RedirectResponse(f"/create/tasks/{number}", status_code=303)
 
 

@@ -30,17 +30,18 @@ def form_schema(step: Mapping[str, Any]) -> dict[str, Any]:
     """A form step as plain JSON schema (draft 2020-12): ``ui:`` keys and the step's own
     title left out, draft 07's ``dependencies`` said as ``dependentRequired`` and
     ``dependentSchemas``."""
-    schema = _plain(step)
+    schema = _translate_schema(step)
     schema.setdefault("type", "object")
     return schema  # type: ignore[no-any-return]
 
 
-def _plain(value: Any) -> Any:
+def _translate_schema(value: Any) -> Any:
+    """``value`` (a schema, or a part of one) in draft 2020-12's words, without ``ui:`` keys."""
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [_translate_schema(item) for item in value]
     if not isinstance(value, Mapping):
         return value
-    plain = {k: _plain(v) for k, v in value.items() if not str(k).startswith("ui:")}
+    plain = {k: _translate_schema(v) for k, v in value.items() if not str(k).startswith("ui:")}
     dependencies = plain.pop("dependencies", None)
     if isinstance(dependencies, Mapping):
         for name, dependency in dependencies.items():
@@ -77,7 +78,7 @@ def shown(step: Mapping[str, Any], values: Mapping[str, Any]) -> Shown:
         for name, dependency in (schema.get("dependencies") or {}).items():
             if is_given(values.get(name)) and isinstance(dependency, list):
                 found.required.update(str(needed) for needed in dependency)
-        for branch, chooser in _chosen_branches(schema, values):
+        for branch, chooser in _choose_branches(schema, values):
             if id(branch) not in seen:
                 seen.add(id(branch))
                 found.add(branch, leave_out=chooser)
@@ -85,7 +86,7 @@ def shown(step: Mapping[str, Any], values: Mapping[str, Any]) -> Shown:
     return found
 
 
-def _chosen_branches(
+def _choose_branches(
     schema: Mapping[str, Any], values: Mapping[str, Any]
 ) -> list[tuple[Mapping[str, Any], str | None]]:
     """The schemas ``schema``'s dependencies and conditions choose for ``values``, each with
@@ -101,7 +102,7 @@ def _chosen_branches(
                 break
     for condition in [schema, *(schema.get("allOf") or [])]:
         if isinstance(condition, Mapping) and isinstance(condition.get("if"), Mapping):
-            is_met = Draft202012Validator(_plain(condition["if"])).is_valid(dict(values))
+            is_met = Draft202012Validator(_translate_schema(condition["if"])).is_valid(dict(values))
             branch = condition.get("then" if is_met else "else")
             if isinstance(branch, Mapping):
                 chosen.append((branch, None))
@@ -113,7 +114,7 @@ def _chooses(branch: Mapping[str, Any], name: str, values: Mapping[str, Any]) ->
     spec = (branch.get("properties") or {}).get(name)
     if not isinstance(spec, Mapping):
         return False
-    narrowed = {"properties": {name: _plain(spec)}}
+    narrowed = {"properties": {name: _translate_schema(spec)}}
     return Draft202012Validator(narrowed).is_valid({name: values.get(name)})
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
 from catalog import service as catalog
 from portal import Action, NavItem, Settings, TaskHandler, hookimpl
-from scaffolder import api, execution, pages
+from scaffolder import api, execution, pages, service
 from scaffolder.actions import SCAFFOLDER_ACTIONS
 from scaffolder.golden_paths import GOLDEN_PATHS
 
@@ -39,6 +39,15 @@ def paved_task_handlers() -> list[TaskHandler]:
 @hookimpl
 def paved_policy_dirs() -> list[Path]:
     return [POLICY_DIR]
+
+
+@hookimpl
+def paved_startup(app: FastAPI, settings: Settings) -> None:
+    """The actions templates may use, collected now (a plugin whose action id is taken
+    shows as degraded from the start), and the workspaces no retry needs removed."""
+    execution.actions_of(app.state.plugins)
+    with Session(app.state.engine) as session:
+        service.sweep_workspaces(session, settings=settings)
 
 
 @hookimpl

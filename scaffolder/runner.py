@@ -34,6 +34,7 @@ class StepEvent:
     status: str  # processing, completed, skipped, failed
     message: str = ""
     output: dict[str, Any] | None = None
+    problems: tuple[FieldProblem, ...] = ()  # a failed step's, each naming its field
 
 
 @dataclass
@@ -42,10 +43,10 @@ class RunResult:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # each step's output
 
 
-def checked_values(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+def validate_values(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` with the form's defaults filled in; InvalidInput naming every field of
     the form they do not fit."""
-    filled = with_defaults(template, values)
+    filled = fill_defaults(template, values)
     problems = check_values(template, filled)
     if problems:
         raise InvalidInput(f"{problems[0].field}: {problems[0].message}", problems)
@@ -63,7 +64,7 @@ def check_values(template: Mapping[str, Any], values: Mapping[str, Any]) -> list
     return problems
 
 
-def with_defaults(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+def fill_defaults(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` with the form's defaults for the fields left out, as Backstage's form
     fills them in (also those of the fields the values given bring in)."""
     filled = dict(values)
@@ -94,7 +95,7 @@ def run(
     (to stop a cancelled run between steps). On a dry run, an action that would change
     something outside the workspace is skipped and says so.
     """
-    values = checked_values(template, values)
+    values = validate_values(template, values)
     spec = template.get("spec") or {}
     result = RunResult(output={})
     scope: dict[str, Any] = {
@@ -110,7 +111,7 @@ def run(
     check_actions(spec, actions)
     finished = dict(done or {})
     for index, step in enumerate(steps):
-        step_id = step_key(step, index)
+        step_id = step_id_of(step, index)
         name = str(step.get("name") or step_id)
         where = f"spec.steps[{index}]"
         action = actions[str(step["action"])]
@@ -120,7 +121,7 @@ def run(
         before_step()
         if "if" in step:
             condition = templater.render_value(step["if"], scope, field=f"{where}.if")
-            if not _truthy(condition):
+            if not _is_truthy(condition):
                 on_step(StepEvent(step_id, name, "skipped", "its condition is false"))
                 continue
         if context.is_dry_run and not action.supports_dry_run:
@@ -136,8 +137,10 @@ def run(
             said = exc.detail
             if isinstance(exc, Denied) and exc.reasons:
                 said = f"{said} {'; '.join(exc.reasons)}"
-            errors = exc.errors if isinstance(exc, InvalidInput) else []
-            on_step(StepEvent(step_id, name, "failed", said))
+            # The field each problem names (``input.repoUrl``, a template file's path) goes
+            # with the failure, whatever the error (a Conflict names one too).
+            errors = list(exc.errors)
+            on_step(StepEvent(step_id, name, "failed", said, problems=tuple(errors)))
             raise InvalidInput(f"step {name} ({step_id}) failed: {said}", errors) from exc
         except Exception as exc:
             # An action's own failure (a plugin's, git's): the run fails, told through
@@ -169,12 +172,12 @@ def check_actions(spec: Mapping[str, Any], known: Collection[str]) -> None:
             )
 
 
-def step_key(step: Mapping[str, Any], index: int) -> str:
+def step_id_of(step: Mapping[str, Any], index: int) -> str:
     """A step's id, as its events and ``steps.<id>`` name it."""
     return str(step.get("id") or f"step-{index + 1}")
 
 
-def _truthy(value: Any) -> bool:
+def _is_truthy(value: Any) -> bool:
     """As Backstage reads an ``if``: false, "false", empty and nothing are false."""
     if isinstance(value, str):
         return value.strip().lower() not in ("", "false")

@@ -1,10 +1,13 @@
 """Template runs as persisted tasks: started (values checked, secrets sealed), listed,
-read with their events, cancelled and retried from the step that failed."""
+read with their events, cancelled and retried from the step that failed; their workspaces
+removed once no retry needs them."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +15,17 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog
+from catalog.models import CatalogEntity
 from catalog.readers import allowed_roots
-from catalog.refs import EntityRef, parse_ref
+from catalog.refs import EntityRef, parse_ref, ref_of
 from portal import tasks
 from portal.auth.identity import Identity
+from portal.db import as_utc, utcnow
 from portal.errors import InvalidInput, NotFound
-from portal.gate import Resource
+from portal.gate import Authority, Resource
 from portal.models import Task, TaskLog, TaskStatus
 from portal.settings import Settings
-from scaffolder import parameters, runner, secrets, templates
+from scaffolder import actions, parameters, runner, secrets, templates
 from scaffolder.models import ScaffolderRun
 from scaffolder.steps import FolderFiles, NoFiles, TemplateFiles
 
@@ -60,7 +65,16 @@ def parse_template_ref(text: str, *, field: str = "templateRef") -> EntityRef:
     return ref
 
 
-def target_owner(template: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+@dataclass(frozen=True)
+class RunRequest:
+    """A run someone asks of a template: the template, as the catalog holds it (with where
+    it was read from), and the values given for its form."""
+
+    template: CatalogEntity
+    values: dict[str, Any]
+
+
+def find_target_owner(template: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
     """The owner the new project will have: the value (or else the default) of the form's
     owner field (an ``OwnerPicker``, or a field named ``owner``), also one that the values
     bring in through dependencies, as a full ref; None if the form has none."""
@@ -73,67 +87,99 @@ def target_owner(template: Mapping[str, Any], values: Mapping[str, Any]) -> str 
     return None
 
 
-def run_resource(session: Session, ref: EntityRef, values: Mapping[str, Any]) -> Resource:
+def describe_run(asked: RunRequest) -> Resource:
     """What ``scaffolder.template.run`` is about, as the policy sees it: the template, the
     values (secrets left out) and the owner the new project would have."""
-    template = templates.get_template(session, ref)
+    template = asked.template.body
+    owner = find_target_owner(template, asked.values)
+    return _describe_template_run(asked.template.ref, template, asked.values, owner)
+
+
+def _describe_template_run(
+    ref: str, template: Mapping[str, Any], values: Mapping[str, Any], owner: str | None
+) -> Resource:
     kept, _ = secrets.split(template, values, {})
     spec = template.get("spec") or {}
     return Resource(
-        ref=ref.key,
+        ref=ref,
         kind="Template",
         facts={
             "template": {"type": spec.get("type"), "owner": spec.get("owner")},
             "values": kept,
-            "target_owner": target_owner(template, values),
+            "target_owner": owner,
         },
     )
 
 
-def start_run(
+def list_owner_choices(
     session: Session,
     ref: EntityRef,
-    values: Mapping[str, Any],
+    template: Mapping[str, Any],
+    *,
+    by: Identity,
+    authority: Authority,
+) -> list[str]:
+    """The groups ``by`` may create a project from template ``ref`` for, as its form's owner
+    pickers offer them: their own groups, and each other group of the catalog the policy
+    lets them create for (an admin's: all of them)."""
+    own = list(by.groups)
+    others = [
+        ref_text
+        for group in catalog.entities_of_kind(session, "group")
+        if (ref_text := str(ref_of(group.body))) not in own
+    ]
+    allowed = [
+        group
+        for group in others
+        if authority.decide(
+            actions.TEMPLATE_RUN, by, _describe_template_run(ref.key, template, {}, group)
+        ).allow
+    ]
+    return sorted(dict.fromkeys([*own, *allowed]))
+
+
+def start_run(
+    session: Session,
+    asked: RunRequest,
     *,
     sent_secrets: Mapping[str, str] | None = None,
     by: Identity,
     settings: Settings,
     known_actions: Collection[str],
 ) -> RunView:
-    """Check ``values`` against the template's form, and its steps' actions against those
-    known, and queue its run; 422 naming each field that does not fit (nothing is queued)."""
-    entity = templates.get_template_entity(session, ref)
+    """Check the values asked against the template's form, and its steps' actions against
+    those known, and queue its run; 422 naming each field that does not fit (nothing is
+    queued)."""
+    entity = asked.template
     template = dict(entity.body)
-    values = runner.checked_values(template, values)
+    values = runner.validate_values(template, asked.values)
     runner.check_actions(template.get("spec") or {}, known_actions)
     kept, hidden = secrets.split(template, values, sent_secrets or {})
     spec = template.get("spec") or {}
-    metadata = template.get("metadata") or {}
-    files_base = _files_base(entity.source)
+    files_base = _find_files_base(entity.source)
     task_spec = {
         "apiVersion": template.get("apiVersion", API_VERSION),
         "parameters": kept,
         "steps": list(spec.get("steps") or []),
         "output": spec.get("output") or {},
         "templateInfo": {
-            "entityRef": ref.key,
+            "entityRef": entity.ref,
             "baseUrl": files_base.as_uri() + "/" if files_base else None,
-            "entity": {"metadata": metadata},
+            "entity": {"metadata": template.get("metadata") or {}},
         },
-        "user": {"ref": by.ref, "entity": user_entity(session, by)},
+        "user": {"ref": by.ref, "entity": find_user_entity(session, by)},
     }
-    title = metadata.get("title") or metadata.get("name")
     task = tasks.enqueue(
         session,
         TASK_KIND,
-        title=f"{title} for {by.display_name}",
-        params={"templateRef": ref.key},
+        title=f"{templates.title_of(template)} for {by.display_name}",
+        params={"templateRef": entity.ref},
         created_by=by.ref,
     )
     assert task.id is not None
     run = ScaffolderRun(
         task_id=task.id,
-        template_ref=ref.key,
+        template_ref=entity.ref,
         spec=task_spec,
         acting_as=by.to_session(),
         files_base=str(files_base) if files_base else None,
@@ -144,13 +190,13 @@ def start_run(
     return RunView(task, run)
 
 
-def _files_base(source: str) -> Path | None:
+def _find_files_base(source: str) -> Path | None:
     """The folder of a template read from a file: where its skeletons are."""
     type_, _, target = source.partition(":")
     return Path(target).parent if type_ == "file" else None
 
 
-def user_entity(session: Session, by: Identity) -> dict[str, Any]:
+def find_user_entity(session: Session, by: Identity) -> dict[str, Any]:
     """The User entity of whoever runs the template (``${{ user.entity.metadata.name }}``);
     a minimal one if the catalog has none."""
     try:
@@ -212,9 +258,14 @@ def list_runs(
     return RunPage([RunView(task, run) for task, run in rows], total)
 
 
-def cancel_run(session: Session, task_id: int, *, by: Identity) -> RunView:
+def cancel_run(session: Session, task_id: int, *, by: Identity, settings: Settings) -> RunView:
+    """Cancel a waiting run now (its workspace, if a failed attempt left one, goes with
+    it); ask a running one to stop before its next step (its runner removes the workspace
+    as it stops)."""
     get_run(session, task_id)
-    tasks.request_cancel(session, task_id, by=by.ref)
+    task = tasks.request_cancel(session, task_id, by=by.ref)
+    if task.status == TaskStatus.CANCELLED:
+        remove_workspace(settings, task_id)
     return get_run(session, task_id)
 
 
@@ -227,9 +278,10 @@ def retry_run(
     settings: Settings,
 ) -> RunView:
     """Queue a failed (or cancelled) run again: it starts at the step that did not finish,
-    in the same workspace. Secrets sent again are added to the sealed ones (replacing those
-    of the same name); if those cannot be opened any more (the secret key changed), the
-    secrets sent are all the run has."""
+    in the same workspace (if that was removed, the finished steps that only work in it run
+    again). Secrets sent again are added to the sealed ones (replacing those of the same
+    name); if those cannot be opened any more (the secret key changed), the secrets sent are
+    all the run has."""
     view = get_run(session, task_id)
     tasks.requeue(session, task_id, by=by.ref)
     if sent_secrets:
@@ -248,7 +300,7 @@ def list_events(session: Session, task_id: int, *, after: int = 0) -> list[TaskL
     return tasks.list_log_lines(session, task_id, after=after)
 
 
-def template_files(files_base: str | None, settings: Settings) -> TemplateFiles:
+def open_template_files(files_base: str | None, settings: Settings) -> TemplateFiles:
     """The files of a template whose template.yaml is in ``files_base`` (None: read from a
     URL, so it has none Paved can fetch), under the catalog's rules for reading files."""
     if files_base is None:
@@ -259,10 +311,55 @@ def template_files(files_base: str | None, settings: Settings) -> TemplateFiles:
 def template_of(session: Session, ref: EntityRef) -> tuple[dict[str, Any], str | None]:
     """A Template entity and the folder of its files."""
     entity = templates.get_template_entity(session, ref)
-    base = _files_base(entity.source)
+    base = _find_files_base(entity.source)
     return dict(entity.body), str(base) if base else None
 
 
 def workspace_of(settings: Settings, task_id: int) -> Path:
-    """Where run ``task_id`` renders its files, kept until it ends."""
-    return settings.workspace_root / "tasks" / str(task_id)
+    """Where run ``task_id`` renders its files: kept while a retry may need them (the run
+    runs or waits, or it failed within ``scaffolder.failed_workspace_retention_hours``)."""
+    return _workspaces(settings) / str(task_id)
+
+
+def _workspaces(settings: Settings) -> Path:
+    return settings.workspace_root / "tasks"
+
+
+def remove_workspace(settings: Settings, task_id: int) -> None:
+    shutil.rmtree(workspace_of(settings, task_id), ignore_errors=True)
+
+
+def sweep_workspaces(
+    session: Session, *, settings: Settings, now: datetime | None = None
+) -> list[int]:
+    """Remove the workspaces no retry will need: those of runs that succeeded or were
+    cancelled, and of runs that failed longer ago than
+    ``scaffolder.failed_workspace_retention_hours``. Returns the ids of the runs whose
+    workspace was removed (a folder that names no run is left alone)."""
+    folder = _workspaces(settings)
+    names = [path.name for path in folder.iterdir()] if folder.is_dir() else []
+    ids = [int(name) for name in names if name.isdigit()]
+    if not ids:
+        return []  # nothing to ask the database about
+    retention = timedelta(hours=settings.scaffolder.failed_workspace_retention_hours)
+    failed_since = (now or utcnow()) - retention
+    runs = session.exec(
+        select(Task)
+        .join(ScaffolderRun, col(ScaffolderRun.task_id) == col(Task.id))
+        .where(col(Task.id).in_(ids))
+    ).all()
+    removed = []
+    for task in runs:
+        if task.id is not None and not _may_need_workspace(task, failed_since=failed_since):
+            remove_workspace(settings, task.id)
+            removed.append(task.id)
+    return sorted(removed)
+
+
+def _may_need_workspace(task: Task, *, failed_since: datetime) -> bool:
+    """Whether a run's workspace may still serve: it waits or runs, or it failed since
+    ``failed_since`` (a retry picks up there)."""
+    status = TaskStatus(task.status)
+    if status == TaskStatus.FAILED:
+        return task.finished_at is None or as_utc(task.finished_at) >= failed_since
+    return not status.is_finished

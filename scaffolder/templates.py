@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlmodel import Session
@@ -27,21 +28,27 @@ def get_template(session: Session, ref: EntityRef) -> dict[str, Any]:
     return dict(get_template_entity(session, ref).body)
 
 
-def parameter_schema(session: Session, ref: EntityRef) -> dict[str, Any]:
+def title_of(entity: Mapping[str, Any]) -> str:
+    """What an entity is called where it is shown: its metadata's title, else its name."""
+    metadata = entity.get("metadata") or {}
+    return str(metadata.get("title") or metadata.get("name") or "")
+
+
+def build_parameter_schema(session: Session, ref: EntityRef) -> dict[str, Any]:
     """The form a template asks to fill, one step per JSON schema in ``spec.parameters``
     (one object or a list of them), as Backstage's ``parameter-schema`` gives it."""
     template = get_template(session, ref)
     metadata = template.get("metadata") or {}
     parameters = (template.get("spec") or {}).get("parameters") or []
     steps = parameters if isinstance(parameters, list) else [parameters]
-    found: dict[str, Any] = {"title": metadata.get("title") or metadata["name"]}
+    found: dict[str, Any] = {"title": title_of(template)}
     if metadata.get("description"):
         found["description"] = metadata["description"]
-    found["steps"] = [_step(schema) for schema in steps if isinstance(schema, dict)]
+    found["steps"] = [_describe_step(schema) for schema in steps if isinstance(schema, dict)]
     return found
 
 
-def _step(schema: dict[str, Any]) -> dict[str, Any]:
+def _describe_step(schema: dict[str, Any]) -> dict[str, Any]:
     step: dict[str, Any] = {"title": schema.get("title") or DEFAULT_STEP_TITLE}
     if schema.get("description"):
         step["description"] = schema["description"]

@@ -24,20 +24,24 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from catalog.refs import parse_ref
-from portal.errors import InvalidInput
+from portal.errors import FieldProblem, InvalidInput
 
 # One expression and nothing else around it: its value is returned as it is.
 _SINGLE_EXPRESSION = re.compile(r"^\s*\$\{\{(?P<expression>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
 REPO_URL_FORM = "host?owner=<owner>&repo=<repo>, e.g. github.com?owner=acme&repo=scorer"
+EXPRESSION_FORM = "${{ <expression> }} using what the template is given and its filters"
 
 
 class TemplatingError(InvalidInput):
-    """A template that cannot be rendered: its syntax, an unsafe access, a failing filter."""
+    """A template that cannot be rendered: its syntax, an unsafe access, a failing filter.
+    Its problem names ``field``, where the text was (``spec.steps[0].input.message``, a
+    template file's path), and the line in it."""
 
     def __init__(self, message: str, *, line: int | None = None, field: str = "template") -> None:
         where = f" (line {line})" if line else ""
         self.line = line
-        super().__init__(f"{field}{where}: {message}")
+        problem = FieldProblem(field, f"{message}{where}", EXPRESSION_FORM)
+        super().__init__(f"{field}{where}: {message}", [problem])
 
 
 def parse_repo_url(url: str) -> dict[str, str]:
@@ -102,7 +106,7 @@ EXAMPLES = {
 }
 
 
-def extensions() -> dict[str, Any]:
+def list_extensions() -> dict[str, Any]:
     """The filters and globals expressions may use, as ``/v2/templating-extensions``
     lists them."""
     filters = {
@@ -173,7 +177,7 @@ class Templater:
             return self.environment.from_string(text).render(context)
         except JinjaError as exc:
             line = getattr(exc, "lineno", None)
-            raise TemplatingError(_reason(exc), line=line, field=field) from None
+            raise TemplatingError(_explain(exc), line=line, field=field) from None
         except (ValueError, TypeError, InvalidInput) as exc:  # a filter refusing its input
             raise TemplatingError(str(exc), field=field) from None
 
@@ -204,19 +208,19 @@ class Templater:
             )
         except JinjaError as exc:
             line = getattr(exc, "lineno", None)
-            raise TemplatingError(_reason(exc), line=line, field=field) from None
+            raise TemplatingError(_explain(exc), line=line, field=field) from None
         except (ValueError, TypeError, InvalidInput) as exc:
             raise TemplatingError(str(exc), field=field) from None
-        return _plain(found)
+        return _unwrap_undefined(found)
 
 
-def _plain(value: Any) -> Any:
+def _unwrap_undefined(value: Any) -> Any:
     """Undefined values (a missing parameter) as None; anything else as it is."""
     if isinstance(value, ChainableUndefined):
         return None
     return value
 
 
-def _reason(exc: JinjaError) -> str:
+def _explain(exc: JinjaError) -> str:
     message = str(exc.message or exc).strip().splitlines()[0] if str(exc).strip() else ""
     return message or type(exc).__name__

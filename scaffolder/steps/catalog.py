@@ -57,12 +57,12 @@ def _register(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
     if not entities:
         problems = "; ".join(p["message"] for p in registered.problems) or "it holds no entity"
         raise InvalidInput.for_field("input.catalogInfoUrl", problems, "a file of entities")
-    chosen = _main_entity(entities)
+    chosen = _choose_main_entity(entities)
     context.log(f"registered {url}: {len(entities)} entities, {chosen}")
     return {"entityRef": chosen, "catalogInfoUrl": url}
 
 
-def _main_entity(entities: list[dict[str, Any]]) -> str:
+def _choose_main_entity(entities: list[dict[str, Any]]) -> str:
     """As Backstage picks it: the first Component, else the first entity that is not a
     generated Location."""
     refs = [(entity.get("kind"), str(ref_of(entity))) for entity in entities]

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from portal.errors import Conflict, InvalidInput
+from portal.errors import Conflict, FieldProblem, InvalidInput
 from portal.gate import Resource
 from portal.settings import Settings
 from scaffolder.actions import REPOSITORY_CREATE
@@ -152,9 +152,9 @@ def _publish(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
 
 def _create_local(folder: Path, branch: str) -> bool:
     if folder.exists():
-        raise Conflict(
-            f"the repository {folder.parent.name}/{folder.stem} exists already; choose another name"
-        )
+        said = f"the repository {folder.parent.name}/{folder.stem} exists already"
+        taken = FieldProblem("input.repoUrl", said, "a repository that does not exist yet")
+        raise Conflict(f"input.repoUrl: {said}; choose another name", [taken])
     folder.parent.mkdir(parents=True, exist_ok=True)
     _git("init", "--quiet", "--bare", f"--initial-branch={branch}", str(folder))
     return True
@@ -207,7 +207,7 @@ OUTPUT_SCHEMA = {
 }
 
 
-def _action(action_id: str, description: str) -> StepAction:
+def _make_action(action_id: str, description: str) -> StepAction:
     return StepAction(
         id=action_id,
         description=description,
@@ -218,11 +218,12 @@ def _action(action_id: str, description: str) -> StepAction:
     )
 
 
-PUBLISH_GIT = _action(
+PUBLISH_GIT = _make_action(
     "publish:git",
     "Initializes a git repository with the workspace's files and publishes it: to this "
     "portal's own repositories (host paved) or a host scaffolder.git_remotes allows",
 )
 PUBLISH_ALIASES = [
-    _action(alias, "Paved's publish:git, under the id Backstage templates use") for alias in ALIASES
+    _make_action(alias, "Paved's publish:git, under the id Backstage templates use")
+    for alias in ALIASES
 ]

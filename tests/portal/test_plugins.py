@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from portal import NavItem
 from portal.app import create_app
 from portal.demo import load_demo_data
 from portal.plugins import Plugins, PluginStatus
@@ -247,3 +248,34 @@ def test_a_plugin_cannot_add_an_ungated_route(
             "route /metrics/extra is marked ungated; only the core's own probes may be; "
             "its routes were not added"
         ]
+
+
+def test_a_problem_said_again_of_a_plugin_is_recorded_once() -> None:
+    plugins = Plugins.discover(found=fixture_entry_points("lineage"))
+
+    for _ in range(3):
+        plugins.degrade("lineage", "scaffolder action lineage:record is already taken")
+    plugins.degrade("lineage", "paved_nav_items raised RuntimeError: down")
+
+    assert plugins.records["lineage"].status == PluginStatus.DEGRADED
+    assert plugins.records["lineage"].problems == [
+        "scaffolder action lineage:record is already taken",
+        "paved_nav_items raised RuntimeError: down",
+    ]
+
+
+def test_what_is_built_of_contributions_is_built_once_until_the_plugins_change() -> None:
+    plugins = Plugins.discover(found=fixture_entry_points("lineage"))
+    builds: list[int] = []
+
+    def build() -> list[str]:
+        builds.append(1)
+        return [c.item.label for c in plugins.collect("paved_nav_items", NavItem)]
+
+    assert plugins.build_once("nav", build) == ["Lineage"]
+    assert plugins.build_once("nav", build) == ["Lineage"]
+    assert len(builds) == 1
+    with throwaway_plugin(plugins, "extra", paved_nav_items=lambda: [NavItem("X", "/x")]):
+        assert plugins.build_once("nav", build) == ["X", "Lineage"]
+    assert plugins.build_once("nav", build) == ["Lineage"]
+    assert len(builds) == 3

@@ -201,3 +201,45 @@ def test_templating_extensions_list_backstages_filters(alice: TestClient) -> Non
     filters = found.json()["filters"]
     assert {"parseRepoUrl", "parseEntityRef", "pick", "projectSlug"} <= set(filters)
     assert filters["parseRepoUrl"]["description"].startswith("``github.com?owner=acme")
+
+
+def test_an_expression_that_does_not_render_is_refused_naming_where_it_is(
+    alice: TestClient,
+) -> None:
+    template = {
+        "spec": {
+            "steps": [
+                {"id": "say", "action": "debug:log", "input": {"message": "${{ parameters | }}"}},
+            ]
+        }
+    }
+
+    refused = alice.post(f"{BASE}/dry-run", json={"template": template, "values": {}})
+
+    assert refused.status_code == 422
+    problem = refused.json()["errors"][0]
+    assert problem["field"] == "spec.steps[0].input.message"
+    assert problem["expected"].startswith("${{ <expression> }}")
+
+
+def test_a_template_file_that_does_not_render_is_refused_naming_the_file(
+    alice: TestClient,
+) -> None:
+    files = {"skeleton/README.md": b"# title\n\n${{ values.name | }}\n"}
+    template = {
+        "spec": {
+            "steps": [
+                {"id": "fetch", "action": "fetch:template", "input": {"url": "./skeleton"}},
+            ]
+        }
+    }
+
+    refused = alice.post(
+        f"{BASE}/dry-run",
+        json={"template": template, "values": {}, "directoryContents": inline(files)},
+    )
+
+    assert refused.status_code == 422
+    problem = refused.json()["errors"][0]
+    assert problem["field"] == "./skeleton/README.md"
+    assert "(line 3)" in problem["message"]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+import textwrap
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from catalog import service as catalog
+from catalog.models import CatalogEntity
+from catalog.refs import EntityRef
+from portal.settings import Settings
 from portal.worker import Worker
 from scaffolder.models import ScaffolderRun
 from tests.scaffolder.conftest import FRAUD, TemplateMaker
@@ -260,3 +267,66 @@ def test_a_required_field_left_to_its_default_is_accepted_as_the_api_accepts_it(
     )
 
     assert sent.status_code == 303, sent.text
+
+
+TEAMS = """
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: fraud}
+spec: {type: team, children: []}
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata: {name: churn}
+spec: {type: team, children: []}
+"""
+
+
+def test_the_owner_picker_offers_the_teams_the_policy_lets_one_create_for(
+    make_template: TemplateMaker,
+    alice: TestClient,
+    client: TestClient,
+    template_root: Path,
+    engine: Engine,
+    settings: Settings,
+) -> None:
+    make_template("model-service", SERVICE, SKELETON)
+    teams = template_root / "teams.yaml"
+    teams.write_text(textwrap.dedent(TEAMS))
+    with Session(engine) as session:
+        catalog.add_location(session, "file", str(teams), by="tests", settings=settings.catalog)
+        session.commit()
+
+    for_alice = alice.get(FORM, headers=HTML).text
+    for_an_admin = client.get(FORM, headers=HTML).text
+
+    assert 'value="group:default/fraud"' in for_alice
+    assert 'value="group:default/churn"' not in for_alice  # not her team: the policy says no
+    for team in ("fraud", "churn", "platform"):
+        assert f'value="group:default/{team}"' in for_an_admin
+
+
+def test_a_posted_form_reads_its_template_once(
+    make_template: TemplateMaker, alice: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_template("model-service", SERVICE, SKELETON)
+    read: list[str] = []
+    get_entity = catalog.get_entity
+
+    def counted(session: Session, ref: EntityRef) -> CatalogEntity:
+        read.append(ref.key)
+        return get_entity(session, ref)
+
+    # Not a mock: every read still reaches the database; this only counts them.
+    monkeypatch.setattr(catalog, "get_entity", counted)
+    sent = alice.post(
+        FORM,
+        data={"name": "once", "owner": "group:default/fraud"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+
+    assert sent.status_code == 303
+    assert [ref for ref in read if ref.startswith("template:")] == [
+        "template:default/model-service"
+    ]

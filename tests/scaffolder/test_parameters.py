@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from scaffolder.parameters import shown
-from scaffolder.runner import check_values, with_defaults
+from scaffolder.runner import check_values, fill_defaults
 
 DEPLOY = yaml.safe_load(
     """
@@ -82,8 +82,8 @@ def test_values_are_checked_against_the_branch_they_choose() -> None:
 
 
 def test_defaults_of_the_fields_brought_in_are_filled_in() -> None:
-    filled = with_defaults(TEMPLATE, {"target": "kubernetes", "gpu": True})
+    filled = fill_defaults(TEMPLATE, {"target": "kubernetes", "gpu": True})
     assert filled["replicas"] == 2
     assert filled["gpuType"] == "t4"
     assert "port" not in filled
-    assert with_defaults(TEMPLATE, {"target": "local"})["port"] == 8080
+    assert fill_defaults(TEMPLATE, {"target": "local"})["port"] == 8080

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from portal.errors import InvalidInput
+from portal.errors import Conflict, InvalidInput
 from portal.settings import Settings
 from scaffolder.steps import StepContext, publish
 from scaffolder.steps.publish import PUBLISH_ALIASES, PUBLISH_GIT, without_credentials
@@ -132,3 +132,18 @@ def test_a_remotes_credentials_are_never_shown(settings: Settings, tmp_path: Pat
     assert without_credentials("see https://u:p@host/x and ssh://git@h/y") == (
         "see https://host/x and ssh://h/y"
     )
+
+
+def test_a_repository_that_exists_already_is_a_conflict_naming_its_field(
+    settings: Settings, tmp_path: Path
+) -> None:
+    (settings.git_root / "fraud" / "scorer.git").mkdir(parents=True)
+
+    with pytest.raises(Conflict) as refused:
+        PUBLISH_GIT(
+            context_for(settings, tmp_path / "work", []),
+            {"repoUrl": "paved?owner=fraud&repo=scorer"},
+        )
+
+    assert [problem.field for problem in refused.value.errors] == ["input.repoUrl"]
+    assert refused.value.detail.startswith("input.repoUrl: the repository fraud/scorer exists")

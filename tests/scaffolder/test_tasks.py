@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from portal.models import AuditEvent, TaskLog
+from portal import tasks
+from portal.db import utcnow
+from portal.models import AuditEvent, Task, TaskLog
+from portal.plugins import Plugins
 from portal.settings import Settings
 from portal.worker import Worker
+from scaffolder import service
 from scaffolder.models import ScaffolderRun
+from scaffolder.steps import StepAction, StepContext
+from scaffolder.steps.builtin import DEBUG_LOG
 from tests.scaffolder.conftest import ALICE, FRAUD, TemplateMaker
 
 from conftest import BACKSTAGE_REFERENCE, BOTH_BACKENDS, ClientFactory
+from factories import throwaway_plugin
 
 BASE = "/api/scaffolder/v2"
 OPENAPI = BACKSTAGE_REFERENCE / "openapi" / "scaffolder-openapi.json"
@@ -501,3 +511,225 @@ def test_the_workspace_of_a_failed_run_is_kept_for_its_retry(
     worker.run_once()
     workspace = settings.workspace_root / "tasks" / task_id
     assert sorted(p.name for p in Path(workspace).iterdir()) == ["README.md", "catalog-info.yaml"]
+
+
+NOTED = """
+apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata: {name: noted}
+spec:
+  owner: group:default/platform
+  type: service
+  steps:
+    - id: note
+      action: test:note
+"""
+
+
+def test_plugin_actions_are_collected_once_and_a_taken_id_is_said_once(
+    plugins: Plugins, make_template: TemplateMaker, alice: TestClient, worker: Worker
+) -> None:
+    collected: list[str] = []
+
+    def contribute() -> list[StepAction]:
+        collected.append("note")
+        note = StepAction("test:note", "Notes nothing", lambda context, given: {}, {})
+        return [note]
+
+    ref = make_template("noted", NOTED)
+    with (
+        throwaway_plugin(plugins, "noting", paved_scaffolder_actions=contribute),
+        throwaway_plugin(plugins, "zz_copycat", paved_scaffolder_actions=lambda: [DEBUG_LOG]),
+    ):
+        for _ in range(3):
+            listed = {action["id"] for action in alice.get(f"{BASE}/actions").json()}
+        dry = alice.post(f"{BASE}/dry-run", json={"templateRef": ref, "values": {}})
+        task_id = start(alice, ref, {})
+        worker.run_once()
+        problems = plugins.records["zz_copycat"].problems
+
+    assert "test:note" in listed
+    assert dry.status_code == 200, dry.text
+    assert alice.get(f"{BASE}/tasks/{task_id}").json()["status"] == "completed"
+    assert collected == ["note"]  # requests and the worker's run share one collection
+    assert problems == ["scaffolder action debug:log is already taken"]
+
+
+def test_a_repository_that_exists_already_fails_the_run_naming_its_field(
+    make_template: TemplateMaker, alice: TestClient, worker: Worker, settings: Settings
+) -> None:
+    ref = make_template("model-service", SERVICE, SKELETON)
+    (settings.git_root / "fraud" / "scorer.git").mkdir(parents=True)
+    task_id = start(alice, ref, {"name": "scorer", "owner": "fraud"})
+
+    worker.run_once()
+
+    found = events(alice, task_id)
+    failed = next(e for e in found if e["body"].get("status") == "failed")  # type: ignore[union-attr]
+    jsonschema.validate(failed, response_schema("SerializedTaskEvent"))
+    assert failed["body"]["stepId"] == "publish"  # type: ignore[index]
+    assert failed["body"]["errors"] == [  # type: ignore[index]
+        {
+            "field": "input.repoUrl",
+            "message": "the repository fraud/scorer exists already",
+            "expected": "a repository that does not exist yet",
+        }
+    ]
+    assert "input.repoUrl: the repository fraud/scorer exists already" in str(
+        found[-1]["body"]["message"]  # type: ignore[index]
+    )
+
+
+STOPPED = """
+apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata: {name: stopped}
+spec:
+  owner: group:default/platform
+  type: service
+  parameters:
+    - required: [name]
+      properties:
+        name: {type: string}
+  steps:
+    - id: fetch
+      action: fetch:template
+      input: {url: ./skeleton, values: {name: "${{ parameters.name }}", owner: fraud}}
+    - id: stop
+      action: test:stop
+    - id: publish
+      action: publish:git
+      input: {repoUrl: "paved?owner=fraud&repo=${{ parameters.name }}"}
+"""
+
+
+def workspace(settings: Settings, task_id: str) -> Path:
+    return settings.workspace_root / "tasks" / task_id
+
+
+def test_a_run_cancelled_while_it_runs_loses_its_workspace_and_its_retry_renders_again(
+    plugins: Plugins,
+    make_template: TemplateMaker,
+    alice: TestClient,
+    worker: Worker,
+    engine: Engine,
+    settings: Settings,
+) -> None:
+    def stop(context: StepContext, given: dict[str, Any]) -> dict[str, Any]:
+        assert context.task_id is not None
+        with Session(engine) as session:
+            tasks.request_cancel(session, context.task_id, by=ALICE)
+            session.commit()
+        return {}
+
+    # It changes something outside the workspace (the task), so a retry does not repeat it.
+    stopper = StepAction("test:stop", "Cancels its run", stop, {}, supports_dry_run=False)
+    ref = make_template("stopped", STOPPED, SKELETON)
+    with throwaway_plugin(plugins, "stopper", paved_scaffolder_actions=lambda: [stopper]):
+        task_id = start(alice, ref, {"name": "resumed"})
+        worker.run_once()
+
+        assert alice.get(f"{BASE}/tasks/{task_id}").json()["status"] == "cancelled"
+        assert not workspace(settings, task_id).exists()
+
+        assert alice.post(f"{BASE}/tasks/{task_id}/retry").status_code == 201
+        worker.run_once()
+
+    assert alice.get(f"{BASE}/tasks/{task_id}").json()["status"] == "completed"
+    seen = steps_seen(events(alice, task_id))
+    assert seen.count(("fetch", "completed")) == 2  # rendered again: its files were gone
+    assert seen.count(("stop", "completed")) == 1
+    committed = subprocess.run(
+        ["git", f"--git-dir={settings.git_root / 'fraud' / 'resumed.git'}", "ls-tree", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "README.md" in committed
+
+
+def test_cancelling_a_retry_that_waits_removes_the_workspace_its_failure_left(
+    make_template: TemplateMaker, alice: TestClient, worker: Worker, settings: Settings
+) -> None:
+    ref = make_template("model-service", SERVICE, SKELETON)
+    (settings.git_root / "fraud" / "scorer.git").mkdir(parents=True)
+    task_id = start(alice, ref, {"name": "scorer", "owner": "fraud"})
+    worker.run_once()
+    assert workspace(settings, task_id).exists()
+
+    assert alice.post(f"{BASE}/tasks/{task_id}/retry").status_code == 201
+    cancelled = alice.post(f"{BASE}/tasks/{task_id}/cancel")
+
+    assert cancelled.json() == {"status": "cancelled"}
+    assert not workspace(settings, task_id).exists()
+
+
+def fail_run(client: TestClient, ref: str, name: str, worker: Worker, settings: Settings) -> str:
+    """A run that fails at publishing, its repository name being taken."""
+    (settings.git_root / "fraud" / f"{name}.git").mkdir(parents=True)
+    task_id = start(client, ref, {"name": name, "owner": "fraud"})
+    worker.run_once()
+    assert client.get(f"{BASE}/tasks/{task_id}").json()["status"] == "failed"
+    return task_id
+
+
+def age(engine: Engine, task_id: str, hours: float) -> None:
+    with Session(engine) as session:
+        session.execute(
+            update(Task)
+            .where(col(Task.id) == int(task_id))
+            .values(finished_at=utcnow() - timedelta(hours=hours))
+        )
+        session.commit()
+
+
+def test_a_failed_runs_workspace_is_kept_for_its_retry_until_the_retention_ends(
+    make_template: TemplateMaker,
+    alice: TestClient,
+    worker: Worker,
+    engine: Engine,
+    settings: Settings,
+) -> None:
+    assert settings.scaffolder.failed_workspace_retention_hours == 72
+    ref = make_template("model-service", SERVICE, SKELETON)
+    old = fail_run(alice, ref, "old", worker, settings)
+    young = fail_run(alice, ref, "young", worker, settings)
+    age(engine, old, hours=73)
+    age(engine, young, hours=71)
+
+    start(alice, ref, {"name": "third", "owner": "fraud"})
+    worker.run_once()  # a run's end sweeps
+
+    assert not workspace(settings, old).exists()
+    assert workspace(settings, young).exists()
+    for task_id, name in ((young, "young"), (old, "old")):
+        (settings.git_root / "fraud" / f"{name}.git").rmdir()
+        assert alice.post(f"{BASE}/tasks/{task_id}/retry").status_code == 201
+        worker.run_once()
+        assert alice.get(f"{BASE}/tasks/{task_id}").json()["status"] == "completed"
+    # Within the retention the retry picks up in the workspace; after it, renders again.
+    assert steps_seen(events(alice, young)).count(("fetch", "completed")) == 1
+    assert steps_seen(events(alice, old)).count(("fetch", "completed")) == 2
+
+
+def test_the_portal_sweeps_workspaces_no_retry_needs_as_it_starts(
+    app: FastAPI,
+    make_template: TemplateMaker,
+    alice: TestClient,
+    worker: Worker,
+    engine: Engine,
+    settings: Settings,
+) -> None:
+    ref = make_template("model-service", SERVICE, SKELETON)
+    old = fail_run(alice, ref, "old", worker, settings)
+    age(engine, old, hours=100)
+    leftover = workspace(settings, "4242")
+    leftover.mkdir()  # a folder that names no run is not the scaffolder's to remove
+
+    with TestClient(app):
+        pass
+
+    assert not workspace(settings, old).exists()
+    assert leftover.exists()
+    with Session(engine) as session:
+        assert service.sweep_workspaces(session, settings=settings) == []

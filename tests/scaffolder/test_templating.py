@@ -94,6 +94,7 @@ def test_a_sandbox_escape_is_refused(templater: Templater, escape: str) -> None:
     with pytest.raises(TemplatingError, match="out of a template's reach") as refused:
         templater.render_value({"message": escape}, CONTEXT)
     assert str(refused.value).startswith("input.message")
+    assert [problem.field for problem in refused.value.errors] == ["input.message"]
 
 
 @pytest.mark.parametrize(
@@ -129,6 +130,8 @@ def test_a_syntax_error_names_its_line(templater: Templater) -> None:
         templater.render_text("line one\nline two ${{ parameters.name | }}\n", CONTEXT)
     assert refused.value.line == 2
     assert "line 2" in str(refused.value)
+    assert refused.value.errors[0].field == "template"
+    assert refused.value.errors[0].message.endswith("(line 2)")
 
 
 def test_a_repository_location_must_name_a_host_and_a_repo() -> None:
