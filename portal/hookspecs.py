@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI
     from sqlmodel import Session
 
+    from plugins.training.backends import TrainingBackend
     from portal.actions import Action
     from portal.health import ReadinessCheck
     from portal.settings import Settings
@@ -169,6 +170,22 @@ def paved_cli_commands() -> list[click.Command] | None:
     Called once when the CLI starts. Return ``click.Command`` objects (a Typer app becomes
     one through ``typer.main.get_command``); each becomes ``paved <name>``. A name the core
     already uses is refused and the plugin marked degraded.
+    """
+
+
+@hookspec
+def paved_training_backends() -> list[TrainingBackend] | None:
+    """Contribute places where training jobs run (``local``, ``kubernetes``, a Slurm queue...).
+
+    Called when the app or a worker is assembled and when a job starts. Return
+    ``TrainingBackend(name, description, run)`` from ``plugins.training.backends``:
+    ``run(spec, ctx, settings)`` starts the job's entry point as ``spec`` describes it
+    (repository, commit, command, environment with the MLflow run to log to, resources,
+    timeout), forwards its output with ``ctx.log``, stops it when
+    ``ctx.is_cancel_requested()`` (then raises ``TaskCancelled``), and returns a
+    ``TrainingOutcome`` with its exit code and usage (CPU, GPU and memory, for
+    chargeback). A project picks its backend in ``paved-project.yaml``; a name already taken
+    degrades the second plugin.
     """
 
 

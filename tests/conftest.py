@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -93,7 +94,28 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         log_format="text",
         tasks={"in_process_worker": False, "poll_interval": 0.05, "heartbeat_interval": 0.2},
+        # No test starts MLflow's UI server unless it asks for one.
+        mlflow={"embedded_server": False},
     )
+
+
+@pytest.fixture(scope="session")
+def _empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow store with its tables made: creating them takes seconds, copying does not."""
+    from portal.tracking import tracking_client
+
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    tracking_client(load_settings(data_dir=folder)).search_experiments()
+    return folder / "mlflow" / "mlflow.db"
+
+
+@pytest.fixture
+def mlflow_store(settings: Settings, _empty_mlflow_store: Path) -> Path:
+    """The test's embedded MLflow store (under its data directory), ready to use."""
+    target = settings.mlflow_dir / "mlflow.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_empty_mlflow_store, target)
+    return target
 
 
 @pytest.fixture

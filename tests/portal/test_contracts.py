@@ -101,6 +101,10 @@ HOOK_TESTS = {
     ),
     "paved_policy_context": ("test_gate", "test_plugins_add_facts_the_policy_decides_on"),
     "paved_demo_data": ("test_plugins", "test_demo_data_of_a_failing_plugin_is_rolled_back_alone"),
+    "paved_training_backends": (
+        "../training/test_jobs",
+        "test_a_plugin_adds_a_training_backend_and_a_taken_name_degrades_its_plugin",
+    ),
     "paved_scaffolder_actions": (
         "../scaffolder/test_tasks",
         "test_plugins_add_actions_that_templates_run",

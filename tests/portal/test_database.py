@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import catalog.models  # noqa: F401  (the catalog tables are part of the schema)
+import plugins.training.models  # noqa: F401  (and the built-in plugins')
 import scaffolder.models  # noqa: F401  (and the scaffolder's)
 from portal import Action, requires, schema
 from portal.app import create_app
