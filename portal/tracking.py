@@ -19,6 +19,7 @@ from portal.errors import EngineUnavailable
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
     from portal.settings import Settings
 
@@ -66,6 +67,21 @@ def ensure_experiment(settings: Settings, name: str) -> str:
         return str(client.create_experiment(name, artifact_location=location))
     except MlflowException as exc:
         raise EngineUnavailable(f"MLflow at {shown_uri(settings)} refused: {exc.message}") from None
+
+
+def register_model(
+    settings: Settings, model_uri: str, name: str, *, tags: dict[str, str]
+) -> ModelVersion:
+    """A new version of the registered model ``name`` from ``model_uri`` (``runs:/<id>/model``),
+    made with MLflow's own registration (which finds a run's logged model), the registered
+    model created when missing."""
+    import mlflow
+
+    tracking_client(settings)  # the store, created once
+    with _lock:  # MLflow registers through its global URIs: one registration at a time
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        mlflow.set_registry_uri(settings.tracking_uri)
+        return mlflow.register_model(model_uri, name, tags=tags, await_registration_for=0)
 
 
 def shown_uri(settings: Settings) -> str:

@@ -232,7 +232,11 @@ def test_paved_policy_test_and_eval_from_the_command_line(tmp_path: Path) -> Non
 
     written = [
         line
-        for folder in (REPO_DIR / "policies", REPO_DIR / "scaffolder" / "policies")
+        for folder in (
+            REPO_DIR / "policies",
+            REPO_DIR / "scaffolder" / "policies",
+            *(REPO_DIR / "plugins").glob("*/policies"),
+        )
         for path in folder.glob("*_test.rego")
         for line in path.read_text().splitlines()
         if line.startswith("test_")
