@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from plugins.training import api, cli, pages, service
 from plugins.training.actions import TRAINING_ACTIONS
 from plugins.training.backends import TrainingBackend
+from plugins.training.kubernetes import KUBERNETES
 from plugins.training.local import LOCAL
 from portal import Action, EntityTab, NavItem, Settings, TaskHandler, hookimpl
 
@@ -56,7 +57,7 @@ def paved_task_handlers() -> list[TaskHandler]:
 
 @hookimpl
 def paved_training_backends() -> list[TrainingBackend]:
-    return [LOCAL]
+    return [LOCAL, KUBERNETES]
 
 
 @hookimpl

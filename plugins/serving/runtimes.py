@@ -1,0 +1,84 @@
+"""What a serving runtime is given and gives back: the contract of ``paved_serving_runtimes``.
+
+A runtime makes a deployment's desired state real: the stable version (and the canary
+version, with its share of traffic) running and answering MLflow's scoring protocol. The
+local runtime starts a model server process per version and lets Paved's router split the
+traffic; the Kubernetes runtime applies manifests and, with KServe, lets KServe split it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portal import Settings
+
+
+class RuntimeFailed(Exception):
+    """A runtime could not make the state real (a server that would not start, an API
+    error); the message says why in a line a person can act on. The previous state keeps
+    serving."""
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """One model version to serve."""
+
+    model: str  # the registered model's name in MLflow
+    version: str
+    model_uri: str  # where its artifacts are (``models:/name/3`` resolved to its source)
+    resources: dict[str, Any] = field(default_factory=dict)  # cpu, memory (quantities)
+    replicas: dict[str, int] = field(default_factory=lambda: {"min": 1, "max": 1})
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}-v{self.version}"
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """What should be running for one deployment."""
+
+    name: str  # unique: ``<model>-<environment>`` by default
+    environment: str
+    owner: str  # the owning group's entity ref
+    stable: VersionSpec
+    canary: VersionSpec | None = None
+    canary_percent: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def team(self) -> str:
+        return self.owner.rsplit("/", 1)[-1].split(":")[-1]
+
+    @property
+    def versions(self) -> list[VersionSpec]:
+        return [self.stable, *([self.canary] if self.canary else [])]
+
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ServingRuntime:
+    """Somewhere deployments run.
+
+    ``apply(state, settings, log)`` brings the deployment to ``state`` and returns the
+    URL each version answers at (``{"3": "http://127.0.0.1:8101"}``), or one URL under the
+    key ``"*"`` when the runtime splits the traffic itself (``splits_traffic``). It raises
+    ``RuntimeFailed`` when it cannot, leaving what ran before running. ``remove(name,
+    settings, log)`` stops everything of a deployment.
+    """
+
+    name: str
+    description: str
+    apply: Callable[[DeploymentState, Settings, Log], dict[str, str]]
+    remove: Callable[[str, Settings, Log], None]
+    splits_traffic: bool = False
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", self.name):
+            raise ValueError(f"serving runtime name {self.name!r}: expected e.g. `local`")
