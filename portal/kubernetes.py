@@ -64,16 +64,16 @@ def api_client(settings: Settings) -> ApiClient:
                 client_configuration=configuration,
                 persist_config=False,
             )
-        elif k8s.api_url is not None:
-            pass  # no credentials: they would travel to an address the kubeconfig never named
-        elif is_in_cluster():
+        elif k8s.api_url is None and is_in_cluster():
             config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration
             )
-        else:
+        elif k8s.api_url is None:
             config.load_kube_config(  # type: ignore[no-untyped-call]
                 context=k8s.context, client_configuration=configuration, persist_config=False
             )
+        # An api_url alone gets no credentials: they would travel to an address that no
+        # kubeconfig named (a test server, or `kubectl proxy`, which adds its own).
     except config.ConfigException as exc:
         field = "kubernetes.context" if k8s.context else "kubernetes.kubeconfig"
         raise _invalid(

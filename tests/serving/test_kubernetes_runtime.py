@@ -11,15 +11,13 @@ a thread with its own event loop instead (``FakeApiServer``).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import kmock
 import pytest
+from kubernetes_api import FakeApiServer
 
 from plugins.serving import kubernetes as runtime
 from plugins.serving.runtimes import DeploymentState, RuntimeFailed, VersionSpec
@@ -45,63 +43,6 @@ CANARY = VersionSpec(
 )
 
 
-class FakeApiServer:
-    """kmock's KubernetesEmulator served on a loopback port by a thread's own event loop."""
-
-    def __init__(self) -> None:
-        self.emulator = kmock.KubernetesEmulator()
-        # The emulator lists only resources it knows (a 404 otherwise); a cluster with
-        # KServe installed knows these.
-        for known in (
-            "serving.kserve.io/v1beta1/inferenceservices",
-            "apps/v1/deployments",
-            "v1/services",
-            "autoscaling/v2/horizontalpodautoscalers",
-        ):
-            self.emulator.resources[known] = kmock.ResourceInfo(namespaced=True)
-        self.url = ""
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with self.emulator, kmock.Server(self.emulator) as server:
-            self.url = str(server.url).rstrip("/")
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> FakeApiServer:
-        self._thread.start()
-        assert self._ready.wait(5), "the fake API server did not start"
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._loop is not None
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
-
-    def requests(self, *criteria: Any) -> list[kmock.Request]:
-        """The requests the server received that match ``criteria`` (kmock's filters)."""
-        return list(self.emulator[criteria])
-
-    def names(self, resource: kmock.resource) -> set[tuple[str | None, str]]:
-        """(namespace, name) of the objects of ``resource`` that exist (not deleted)."""
-        return {
-            (namespace, name)
-            for (kind, namespace, name), obj in self.emulator.objects.items()
-            if kind == resource and not obj.deleted
-        }
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _client_imported() -> None:
     """The client's API classes take about 2 s to load, once per process: paid here rather
@@ -113,7 +54,14 @@ def _client_imported() -> None:
 
 @pytest.fixture
 def api_server() -> Iterator[FakeApiServer]:
-    with FakeApiServer() as server:
+    with FakeApiServer(
+        (
+            "serving.kserve.io/v1beta1/inferenceservices",
+            "apps/v1/deployments",
+            "v1/services",
+            "autoscaling/v2/horizontalpodautoscalers",
+        )
+    ) as server:
         yield server
 
 

@@ -10,15 +10,13 @@ its own event loop instead (``FakeApiServer``).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import kmock
 import pytest
+from kubernetes_api import FakeApiServer
 
 from plugins.training import kubernetes as backend
 from plugins.training.backends import Resources, TrainingSpec
@@ -29,49 +27,6 @@ JOBS = kmock.resource("batch", "v1", "jobs")
 PODS = kmock.resource("", "v1", "pods")
 NAMESPACE = "team-fraud"
 JOB = "paved-train-7"
-
-
-class FakeApiServer:
-    """kmock's KubernetesEmulator served on a loopback port by a thread's own event loop."""
-
-    def __init__(self) -> None:
-        self.emulator = kmock.KubernetesEmulator()
-        # The emulator lists only resources it knows; a real API server knows these.
-        for known in ("batch/v1/jobs", "v1/pods"):
-            self.emulator.resources[known] = kmock.ResourceInfo(namespaced=True)
-        self.url = ""
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with self.emulator, kmock.Server(self.emulator) as server:
-            self.url = str(server.url).rstrip("/")
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self) -> FakeApiServer:
-        self._thread.start()
-        assert self._ready.wait(5), "the fake API server did not start"
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._loop is not None
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
-
-    def requests(self, *criteria: Any) -> list[kmock.Request]:
-        """The requests the server received that match ``criteria`` (kmock's filters)."""
-        return list(self.emulator[criteria])
 
 
 class FakeTaskContext:
@@ -105,7 +60,7 @@ def _client_imported() -> None:
 @pytest.fixture
 def api_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApiServer]:
     monkeypatch.setattr(backend, "POLL_SECONDS", 0.01)
-    with FakeApiServer() as server:
+    with FakeApiServer(("batch/v1/jobs", "v1/pods")) as server:
         yield server
 
 
