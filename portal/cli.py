@@ -27,6 +27,8 @@ from portal.settings import CONFIG_ENV, ROLES, Settings, load_settings
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from portal.tracking import EmbeddedServer
+
 
 def say(message: str, *, mark: str = "", colour: str | None = None) -> None:
     """One line to stderr for the person at the terminal (stdout is left for data)."""
@@ -259,6 +261,7 @@ def up(host: str | None, port: int | None, data_dir: Path | None, demo: bool) ->
             mark="!",
             colour="yellow",
         )
+    mlflow_server = _start_mlflow(settings)
     say(f"Paved is serving on {click.style(settings.base_url, bold=True)} (Ctrl-C stops it)")
     server = uvicorn.Server(
         uvicorn.Config(
@@ -271,11 +274,28 @@ def up(host: str | None, port: int | None, data_dir: Path | None, demo: bool) ->
         )
     )
     # uvicorn shuts down gracefully, then re-raises the Ctrl-C it caught.
-    with suppress(KeyboardInterrupt):
-        server.run()
+    try:
+        with suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        if mlflow_server is not None:
+            mlflow_server.stop()
     if not server.started:
         raise SystemExit(1)
     say("Paved stopped")
+
+
+def _start_mlflow(settings: Settings) -> EmbeddedServer | None:
+    """MLflow's server (its UI and REST API) on the embedded store, beside the portal
+    `paved up` serves; an app built elsewhere (tests, another server) starts none."""
+    from portal.tracking import EmbeddedServer, ui_url
+
+    if settings.mlflow.tracking_uri is not None or not settings.mlflow.embedded_server:
+        return None
+    mlflow_server = EmbeddedServer(settings)
+    mlflow_server.start()
+    say(f"MLflow is starting on {ui_url(settings)} (its log: {settings.mlflow_dir / 'server.log'})")
+    return mlflow_server
 
 
 def _warn_unhealthy(plugins: Plugins) -> None:

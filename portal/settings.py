@@ -313,8 +313,8 @@ class MlflowSettings(BaseModel):
     )
     embedded_server: bool = Field(
         True,
-        description="When the store is embedded, start `mlflow server` on it (UI and REST) "
-        "beside the portal, with its job execution turned off.",
+        description="When the store is embedded, `paved up` starts `mlflow server` on it (UI "
+        "and REST) beside the portal, with its job execution turned off.",
     )
     embedded_port: int = Field(
         5000, ge=1, le=65535, description="Port of the embedded MLflow server (loopback)."

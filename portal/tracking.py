@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -116,7 +117,7 @@ def model_version_url(settings: Settings, name: str, version: str | int) -> str 
 
 
 class EmbeddedServer:
-    """``mlflow server`` on the embedded store, started beside the portal for its UI."""
+    """``mlflow server`` on the embedded store, started by ``paved up`` for MLflow's UI."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -160,9 +161,10 @@ class EmbeddedServer:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
+        # Its own session: the signal reaches the server's workers too.
+        os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()

@@ -94,8 +94,6 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         log_format="text",
         tasks={"in_process_worker": False, "poll_interval": 0.05, "heartbeat_interval": 0.2},
-        # No test starts MLflow's UI server unless it asks for one.
-        mlflow={"embedded_server": False},
     )
 
 

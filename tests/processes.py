@@ -32,6 +32,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "PAVED_DATABASE_URL": settings.sqlalchemy_url.render_as_string(hide_password=False),
         "PAVED_DATA_DIR": str(settings.data_dir),
         "PAVED_TASKS__POLL_INTERVAL": "0.05",
+        # A test that wants MLflow's server beside `paved up` asks for it.
+        "PAVED_MLFLOW__EMBEDDED_SERVER": "false",
     }
 
 

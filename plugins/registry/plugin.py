@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 
 from plugins.registry import api, pages
 from plugins.registry.actions import REGISTRY_ACTIONS
-from portal import Action, EntityTab, Settings, hookimpl
-from portal.tracking import EmbeddedServer
+from portal import Action, EntityTab, hookimpl
 
 TEMPLATES = Path(__file__).parent / "templates"
 POLICIES = Path(__file__).parent / "policies"
@@ -39,19 +38,3 @@ def paved_template_dirs() -> list[Path]:
 @hookimpl
 def paved_policy_dirs() -> list[Path]:
     return [POLICIES]
-
-
-@hookimpl
-def paved_startup(app: FastAPI, settings: Settings) -> None:
-    """The embedded MLflow server (its UI), when the store is embedded and it is wanted."""
-    app.state.mlflow_server = None
-    if settings.mlflow.tracking_uri is None and settings.mlflow.embedded_server:
-        app.state.mlflow_server = EmbeddedServer(settings)
-        app.state.mlflow_server.start()
-
-
-@hookimpl
-def paved_shutdown(app: FastAPI) -> None:
-    server: EmbeddedServer | None = getattr(app.state, "mlflow_server", None)
-    if server is not None:
-        server.stop()
