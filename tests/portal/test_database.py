@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import catalog.models  # noqa: F401  (the catalog tables are part of the schema)
-import plugins.registry.models  # noqa: F401  (and the built-in plugins')
+import plugins.registry.models  # and the built-in plugins'
 import plugins.training.models  # noqa: F401
 import scaffolder.models  # noqa: F401  (and the scaffolder's)
 from portal import Action, requires, schema
