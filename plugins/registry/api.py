@@ -6,14 +6,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 
 from plugins.registry import actions, service
 from plugins.registry.models import AliasIn, ApprovalIn, ModelOut, RegisterIn, VersionOut
-from portal import Identity, Resource, requires
+from plugins.registry.resources import alias_target, model_of, version_of
+from portal import Identity, requires
 from portal.db import SessionDep
-from portal.errors import InvalidInput
 from portal.settings import Settings
 
 router = APIRouter(prefix="/api/registry", tags=["registry"])
@@ -22,48 +20,6 @@ router = APIRouter(prefix="/api/registry", tags=["registry"])
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def _resource(facts: service.ModelFacts, **more: object) -> Resource:
-    return Resource(
-        ref=facts.ref,
-        kind="Model",
-        owner=facts.owner,
-        facts={
-            "registered_model": facts.name,
-            "version": facts.version,
-            "requested_by": facts.requested_by,
-            "approved": facts.is_approved,
-            **more,
-        },
-    )
-
-
-async def model_of(name: str, request: Request, session: SessionDep) -> Resource:
-    """A registered model, as the policy sees it: its Model entity's owner."""
-    facts = await run_in_threadpool(service.model_facts, session, name, None, _settings(request))
-    return _resource(facts)
-
-
-async def version_of(name: str, version: str, request: Request, session: SessionDep) -> Resource:
-    """One version: who registered it and whether a team lead approved it."""
-    facts = await run_in_threadpool(service.model_facts, session, name, version, _settings(request))
-    return _resource(facts)
-
-
-async def alias_target(name: str, alias: str, request: Request, session: SessionDep) -> Resource:
-    """The version an alias is asked to point at, with the alias (``champion`` needs an
-    approved version)."""
-    try:
-        body = AliasIn.model_validate(await request.json())
-    except (ValueError, ValidationError):
-        raise InvalidInput.for_field(
-            "version", "missing or not a number", '{"version": "3"}'
-        ) from None
-    facts = await run_in_threadpool(
-        service.model_facts, session, name, body.version, _settings(request)
-    )
-    return _resource(facts, alias=alias)
 
 
 @router.get("/models", dependencies=[requires(actions.MODEL_READ)])

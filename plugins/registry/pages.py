@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from catalog import service as catalog
 from catalog.pages import entity_url
+from catalog.refs import EntityRef
 from plugins.registry import actions, service
-from plugins.registry.api import _resource
-from portal import Identity, PavedError, Resource, requires
+from plugins.registry.resources import version_from_form
+from portal import Identity, PavedError, requires
 from portal.db import SessionDep
 from portal.settings import Settings
 from portal.shell import Shell
@@ -31,9 +32,6 @@ def _settings(request: Request) -> Settings:
 
 
 def _registered_name(session: SessionDep, kind: str, namespace: str, name: str) -> str:
-    from catalog import service as catalog
-    from catalog.refs import EntityRef
-
     entity = catalog.get_entity(session, EntityRef(kind, namespace, name))
     return str(entity.body.get("spec", {}).get("registeredModel") or name)
 
@@ -54,13 +52,6 @@ def model_tab(
     context["entity"] = service.model_entity(session, registered)
     context["entity_url"] = entity_url
     return _shell(request).render(request, "registry/tab.html", context)
-
-
-async def version_from_form(request: Request, session: SessionDep) -> Resource:
-    form = await request.form()
-    name, version = str(form.get("model", "")), str(form.get("version", ""))
-    facts = await run_in_threadpool(service.model_facts, session, name, version, _settings(request))
-    return _resource(facts, alias=str(form.get("alias", "")) or None)
 
 
 @router.post("/registry/approvals")

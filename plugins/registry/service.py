@@ -132,14 +132,28 @@ def list_versions(session: Session, name: str, settings: Settings) -> list[Versi
     """Every version of ``name``, newest first, each with its lineage and approvals."""
     check_name(name)
     client = tracking_client(settings)
-    model = _mlflow_errors(lambda: client.get_registered_model(name))
-    aliases: dict[str, list[str]] = {}
-    for alias, version in (model.aliases or {}).items():
-        aliases.setdefault(str(version), []).append(alias)
+    aliases = _aliases_of(client, name)
     versions = _mlflow_errors(lambda: client.search_model_versions(f"name='{name}'"))
     approvals = _approvals_of(session, name)
     shown = [_shown(client, settings, v, aliases, approvals) for v in versions]
     return sorted(shown, key=lambda v: int(v.version), reverse=True)
+
+
+def get_version(session: Session, name: str, version: str, settings: Settings) -> VersionOut:
+    """One version of ``name`` with its lineage and approvals."""
+    found = get_model_version(settings, name, version)
+    client = tracking_client(settings)
+    approvals = _approvals_of(session, name, version)
+    return _shown(client, settings, found, _aliases_of(client, name), approvals)
+
+
+def _aliases_of(client: Any, name: str) -> dict[str, list[str]]:
+    """The aliases of each version of ``name`` (``{"3": ["champion"]}``)."""
+    model = _mlflow_errors(lambda: client.get_registered_model(name))
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
+    return aliases
 
 
 def _shown(
@@ -272,10 +286,10 @@ def set_alias(
     """Point ``alias`` at ``version`` (the policy has decided whether it may)."""
     if not ALIAS.match(alias):
         raise InvalidInput.for_field("alias", f"{alias!r} is not an alias", "e.g. champion")
-    get_model_version(settings, name, version)
+    get_model_version(settings, name, version)  # raises NotFound
     client = tracking_client(settings)
     _mlflow_errors(lambda: client.set_registered_model_alias(name, alias, version))
-    return next(v for v in list_versions(session, name, settings) if v.version == version)
+    return get_version(session, name, version, settings)
 
 
 def decide_approval(
@@ -301,4 +315,4 @@ def decide_approval(
         )
     )
     session.flush()
-    return next(v for v in list_versions(session, name, settings) if v.version == version)
+    return get_version(session, name, version, settings)

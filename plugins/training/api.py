@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
 
 from plugins.training import actions, service
 from plugins.training.models import JobIn, JobOut
-from plugins.training.projects import find_project
-from portal import Identity, Resource, requires, tasks
+from plugins.training.resources import job_of, project_to_train
+from portal import Identity, requires, tasks
 from portal.db import SessionDep
-from portal.errors import InvalidInput
 from portal.models import TaskLogOut
 from portal.settings import Settings
 
@@ -23,35 +20,6 @@ router = APIRouter(prefix="/api/training", tags=["training"])
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-async def project_to_train(request: Request, session: SessionDep) -> Resource:
-    """The project a job is asked for, as the policy sees it (its owner decides)."""
-    try:
-        body = JobIn.model_validate(await request.json())
-    except (ValueError, ValidationError):
-        raise InvalidInput.for_field(
-            "body", "not a training request", '{"project": "component:<namespace>/<name>"}'
-        ) from None
-    request.state.job_in = body
-    project = await run_in_threadpool(find_project, session, body.project)
-    return Resource(
-        ref=project.ref,
-        kind="Component",
-        owner=project.owner or None,
-        facts={"backend": body.backend, "model": project.model_name},
-    )
-
-
-def job_of(job_id: int, session: SessionDep) -> Resource:
-    """A job, as the policy sees it: its project's owner and who submitted it."""
-    job = service.get_job(session, job_id).job
-    return Resource(
-        ref=f"training-job:{job.id}",
-        kind="TrainingJob",
-        owner=job.owner,
-        facts={"submitted_by": job.submitted_by, "project": job.project},
-    )
 
 
 @router.post("/jobs", status_code=201)
@@ -65,7 +33,7 @@ def submit_job(
     settings = _settings(request)
     view = service.submit_job(
         session,
-        body.project,
+        request.state.project,
         parameters=body.parameters,
         backend=body.backend,
         by=user,

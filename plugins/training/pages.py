@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from plugins.training import actions, service
-from plugins.training.api import job_of
 from plugins.training.projects import find_project
-from portal import Identity, InvalidInput, PavedError, Resource, requires, tasks
+from plugins.training.resources import job_of, project_from_form
+from portal import Identity, PavedError, requires, tasks
 from portal.db import SessionDep
 from portal.models import TaskStatus
 from portal.settings import Settings
@@ -54,26 +53,16 @@ def job_page(job_id: int, request: Request, session: SessionDep) -> HTMLResponse
     return _shell(request).render(request, "training/job.html", context)
 
 
-async def project_from_form(request: Request, session: SessionDep) -> Resource:
-    """The project the Train button names, as the policy sees it."""
-    project = (await request.form()).get("project")
-    if not isinstance(project, str) or not project:
-        raise InvalidInput.for_field("project", "missing", "component:<namespace>/<name>")
-    found = await run_in_threadpool(find_project, session, project)
-    return Resource(ref=found.ref, kind="Component", owner=found.owner or None)
-
-
 @router.post("/training/jobs")
 def submit_from_form(
     request: Request,
     session: SessionDep,
-    project: Annotated[str, Form()],
     user: Annotated[Identity, requires(actions.JOB_SUBMIT, resource=project_from_form)],
 ) -> Response:
     """The Train button: the project's defaults, then its job's page."""
     view = service.submit_job(
         session,
-        project,
+        request.state.project,
         parameters={},
         backend=None,
         by=user,

@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 
 from plugins.training.backends import Resources, TrainingBackend, TrainingSpec
 from plugins.training.models import JobOut, TrainingJob
-from plugins.training.projects import Project, find_project
+from plugins.training.projects import Project
 from portal import Identity, Settings, TaskCancelled, TaskContext, TaskFailed, TaskHandler, tasks
 from portal.errors import InvalidInput, NotFound
 from portal.models import Task
@@ -83,7 +83,7 @@ def available_backends(plugins: Plugins | None) -> dict[str, TrainingBackend]:
 
 def submit_job(
     session: Session,
-    project_ref: str,
+    project: Project,
     *,
     parameters: dict[str, Any],
     backend: str | None,
@@ -91,8 +91,8 @@ def submit_job(
     settings: Settings,
     backends: dict[str, TrainingBackend],
 ) -> JobView:
-    """Queue a training run of ``project_ref`` with ``parameters`` over its defaults."""
-    project = find_project(session, project_ref)
+    """Queue a training run of ``project`` (as ``find_project`` found it) with
+    ``parameters`` over its defaults."""
     training: dict[str, Any] = project.settings["training"]
     chosen = str(backend or training.get("backend") or settings.training.default_backend)
     if chosen not in backends:

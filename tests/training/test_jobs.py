@@ -174,3 +174,26 @@ def test_a_plugin_adds_a_training_backend_and_a_taken_name_degrades_its_plugin(
     assert ran[0].team == "fraud"
     assert ran[0].env["MLFLOW_RUN_ID"] == done["mlflow_run_id"]
     assert "queued on the cluster" in job_log(alice, done["id"])
+
+
+def test_the_train_button_queues_a_job_and_opens_its_page(
+    make_project: ProjectMaker, alice: TestClient
+) -> None:
+    project = make_project("buttoned", "python train.py --epochs 1")
+    tab = alice.get("/training/tabs/component/default/buttoned")
+    assert tab.status_code == 200
+    assert f'name="project" value="{project}"' in tab.text
+    assert "python train.py --epochs 1" in tab.text
+
+    pressed = alice.post("/training/jobs", data={"project": project}, follow_redirects=False)
+    assert pressed.status_code == 303
+    job_id = int(pressed.headers["location"].rsplit("/", 1)[-1])
+    page = alice.get(pressed.headers["location"])
+    assert page.status_code == 200
+    assert "Cancel job" in page.text
+    assert (
+        f'data-follow="/api/tasks/{alice.get(f"/api/training/jobs/{job_id}").json()["task_id"]}/events"'
+        in page.text
+    )
+    missing = alice.post("/training/jobs", data={}, follow_redirects=False)
+    assert missing.status_code == 422
