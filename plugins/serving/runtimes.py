@@ -4,6 +4,12 @@ A runtime makes a deployment's desired state real: the stable version (and the c
 version, with its share of traffic) running and answering MLflow's scoring protocol. The
 local runtime starts a model server process per version and lets Paved's router split the
 traffic; the Kubernetes runtime applies manifests and, with KServe, lets KServe split it.
+
+``apply`` and ``remove`` block until the runtime is done (the local runtime waits for each
+new server to answer ``/ping``, up to ``serving.start_timeout``): call them from a task or a
+thread, not on the event loop. The local runtime is ``plugins.serving.local`` (a
+``LocalServers`` per portal process); the router that splits traffic between the URLs it
+returns is ``plugins.serving.router``.
 """
 
 from __future__ import annotations

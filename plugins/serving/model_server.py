@@ -1,0 +1,65 @@
+"""The process that serves one model version: MLflow's own scoring server app under uvicorn.
+
+    python -m plugins.serving.model_server --model-uri models:/churn/3 --port 8101
+
+It answers MLflow's scoring protocol: ``POST /invocations`` (``dataframe_split``,
+``dataframe_records``, ``instances``, ``inputs``; CSV too), ``GET /ping`` and ``GET /health``
+once the model is loaded. A model that cannot be loaded ends the process with status 1 and
+one line on stderr saying why, which the local runtime reports.
+
+It imports only MLflow, uvicorn and the standard library, so any interpreter with those
+can run it (``serving.python``). The parent gives ``MLFLOW_TRACKING_URI`` for ``models:/``
+and ``runs:/`` URIs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+LOAD_FAILED = 1
+HOST = "127.0.0.1"
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m plugins.serving.model_server",
+        description="Serve one MLflow model version with MLflow's scoring protocol.",
+    )
+    parser.add_argument("--model-uri", required=True, help="models:/name/3, runs:/..., a path")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default=HOST, help=f"default: {HOST}")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # Imported after the arguments are read: MLflow takes seconds to import.
+    import uvicorn
+    from mlflow.pyfunc import load_model
+    from mlflow.pyfunc.scoring_server import init
+
+    try:
+        model = load_model(arguments.model_uri)
+    except Exception as exc:  # whatever the flavor raises, the parent needs one line
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"cannot load model {arguments.model_uri}: {reason}", file=sys.stderr, flush=True)
+        return LOAD_FAILED
+    # uvicorn stops on SIGTERM after the requests in flight; access logs would grow
+    # the log file by a line a request.
+    uvicorn.run(
+        init(model),
+        host=arguments.host,
+        port=arguments.port,
+        access_log=False,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
