@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 
 import catalog.models  # noqa: F401  (registers the catalog tables)
 import plugins.registry.models  # registers the registry tables
+import plugins.serving.models
 import plugins.training.models  # noqa: F401  (registers the training tables)
 import scaffolder.models  # noqa: F401  (registers the scaffolder tables)
 from portal.models import metadata

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -219,6 +220,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             app.state.worker = None
         if watcher is not None:
             watcher.stop()
-        plugins.call("paved_shutdown", app=app)
+        for plugin_name, closing in plugins.call("paved_shutdown", app=app):
+            if inspect.isawaitable(closing):  # what must end on the event loop (connections)
+                try:
+                    await closing
+                except Exception:
+                    log.exception("plugin %s failed to shut down", plugin_name)
         app.state.policy.close()
         app.state.engine.dispose()

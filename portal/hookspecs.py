@@ -28,10 +28,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     import click
     from fastapi import APIRouter, FastAPI
     from sqlmodel import Session
 
+    from plugins.serving.runtimes import ServingRuntime
     from plugins.training.backends import TrainingBackend
     from portal.actions import Action
     from portal.health import ReadinessCheck
@@ -189,6 +192,23 @@ def paved_training_backends() -> list[TrainingBackend] | None:
     """
 
 
+@hookspec
+def paved_serving_runtimes(settings: Settings) -> list[ServingRuntime] | None:
+    """Contribute places where deployed models run (``local``, ``kubernetes``, a vendor's).
+
+    Called when the app or a worker is assembled and when a deployment changes. Return
+    ``ServingRuntime(name, description, apply, remove, splits_traffic, restores)`` from
+    ``plugins.serving.runtimes``: ``apply(state, settings, log)`` brings a deployment to
+    ``state`` (its stable version, its canary and share, the previous version to keep warm)
+    and returns ``{version: url}`` of the servers, or ``{"*": url}`` when the runtime splits
+    the traffic itself (``splits_traffic``); it blocks until they answer, raises
+    ``RuntimeFailed`` with a line a person can act on when they do not, and leaves what ran
+    before running. ``remove(name, settings, log)`` stops a deployment. ``restores`` says
+    its servers stop with the portal, which brings them back when it starts. A name already
+    taken degrades the second plugin.
+    """
+
+
 # -- Lifecycle ---------------------------------------------------------------------------
 
 
@@ -203,11 +223,13 @@ def paved_startup(app: FastAPI, settings: Settings) -> None:
 
 
 @hookspec
-def paved_shutdown(app: FastAPI) -> None:
+def paved_shutdown(app: FastAPI) -> Awaitable[None] | None:
     """Release what ``paved_startup`` acquired (connections, processes, threads).
 
     Called once per process when the portal stops (Ctrl-C or SIGTERM), after the task
-    worker has stopped. Returns None.
+    worker has stopped, on the event loop. Returns None, or an awaitable (a coroutine) for
+    what must be closed on the event loop, such as an async HTTP client's connections; the
+    portal awaits it.
     """
 
 

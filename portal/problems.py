@@ -135,6 +135,16 @@ def _expected(error: dict[str, Any]) -> str | None:
         return "a value"
     if kind.endswith(("_parsing", "_type")):
         return "a valid " + kind.removesuffix("_parsing").removesuffix("_type").replace("_", " ")
+    if "pattern" in context:
+        return f"text matching {context['pattern']}"
+    bounds = [
+        f"{words} {context[key]}"
+        for key, words in (("ge", "at least"), ("gt", "more than"), ("le", "at most"),
+                           ("lt", "less than"))
+        if key in context
+    ]  # fmt: skip
+    if bounds:
+        return "a number " + " and ".join(bounds)
     return None  # the message already says what was expected
 
 

@@ -421,6 +421,19 @@ class ServingSettings(BaseModel):
         description="Requests a canary must have served in the window before its error "
         "rate or p99 can roll it back.",
     )
+    judge_interval: float = Field(
+        1.0, gt=0, le=60, description="Seconds between two checks of every canary's figures."
+    )
+    route_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="Seconds the router keeps a deployment's route before reading it again: "
+        "how long a change made by another portal process takes to reach this one.",
+    )
+    drift_sample_every: int = Field(
+        10, ge=1, description="Read the features of one request in this many, for drift."
+    )
 
 
 class PluginSettings(BaseModel):

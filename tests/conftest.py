@@ -234,3 +234,22 @@ def client_as(app: FastAPI, engine: Engine) -> Iterator[ClientFactory]:
             return clients.enter_context(client)
 
         yield make
+
+
+# The people of the ML lifecycle tests: two teams, an engineer and a lead.
+ALICE = "user:default/alice"
+CAROL = "user:default/carol"
+FRAUD = "group:default/fraud"
+SEARCH = "group:default/search-ranking"
+
+
+@pytest.fixture
+def alice(client_as: ClientFactory) -> TestClient:
+    """An ML engineer of the fraud team."""
+    return client_as("ml_engineer", user=ALICE, groups=[FRAUD])
+
+
+@pytest.fixture
+def carol(client_as: ClientFactory) -> TestClient:
+    """The fraud team's lead."""
+    return client_as("team_lead", user=CAROL, groups=[FRAUD])

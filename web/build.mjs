@@ -10,6 +10,8 @@ const files = {
   "@picocss/pico/css/pico.min.css": "pico.min.css",
   "swagger-ui-dist/swagger-ui-bundle.js": "swagger-ui-bundle.js",
   "swagger-ui-dist/swagger-ui.css": "swagger-ui.css",
+  "uplot/dist/uPlot.iife.min.js": "uPlot.iife.min.js",
+  "uplot/dist/uPlot.min.css": "uPlot.min.css",
 };
 
 mkdirSync(vendor, { recursive: true });

@@ -14,6 +14,7 @@ from catalog.refs import EntityRef
 from plugins.registry import actions, service
 from plugins.registry.resources import version_from_form
 from portal import Identity, PavedError, requires
+from portal.auth.sessions import safe_next
 from portal.db import SessionDep
 from portal.settings import Settings
 from portal.shell import Shell
@@ -73,7 +74,7 @@ def approve_from_form(
         by=user,
         settings=_settings(request),
     )
-    return RedirectResponse(back if back.startswith("/") else "/", status_code=303)
+    return RedirectResponse(safe_next(back), status_code=303)
 
 
 @router.post(
@@ -88,4 +89,4 @@ def promote_from_form(
     back: Annotated[str, Form()] = "/",
 ) -> RedirectResponse:
     service.set_alias(session, model, alias, version, settings=_settings(request))
-    return RedirectResponse(back if back.startswith("/") else "/", status_code=303)
+    return RedirectResponse(safe_next(back), status_code=303)

@@ -3,6 +3,8 @@ stability index (PSI) per feature."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import threading
@@ -159,3 +161,36 @@ def _proportions(edges: Sequence[float], values: Iterable[float]) -> list[float]
     if not seen:
         raise ValueError("no values to compare")
     return [count / seen for count in counts]
+
+
+def references_from_csv(
+    data: bytes, *, bins: int = 10, max_rows: int = 100_000
+) -> dict[str, dict[str, list[float]]]:
+    """Each numeric column of a CSV (the training data) as a reference for
+    ``population_stability_index``: ``{column: {"edges": [...], "proportions": [...]}}``.
+    Columns with a value that is not a number are left out."""
+    rows = csv.reader(io.StringIO(data.decode("utf-8", errors="replace")))
+    header = next(rows, None)
+    if not header:
+        return {}
+    columns: dict[str, list[float]] = {name: [] for name in header}
+    numeric = set(header)
+    for count, row in enumerate(rows):
+        if count >= max_rows:
+            break
+        for name, cell in zip(header, row, strict=False):
+            if name not in numeric:
+                continue
+            try:
+                value = float(cell)
+            except ValueError:
+                numeric.discard(name)
+                continue
+            if math.isfinite(value):
+                columns[name].append(value)
+    references = {}
+    for name in header:
+        if name in numeric and columns[name]:
+            edges, proportions = reference_from(columns[name], bins)
+            references[name] = {"edges": edges, "proportions": proportions}
+    return references

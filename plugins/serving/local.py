@@ -91,7 +91,8 @@ class LocalServers:
         self._closed = False
 
     def apply(self, state: DeploymentState, settings: Settings, log: Log) -> dict[str, str]:
-        """Run a server for each version of ``state`` and stop the deployment's others.
+        """Run a server for each version of ``state`` (the previous stable one too) and stop
+        the deployment's others.
 
         Servers of versions that already run are kept; new ones start side by side, and
         the deployment's other servers stop only once all of them answer ``/ping``. A
@@ -100,7 +101,7 @@ class LocalServers:
         Returns ``{version: url}``.
         """
         with self._deployment_lock(state.name):
-            wanted = {spec.version: spec for spec in state.versions}
+            wanted = {spec.version: spec for spec in state.kept_warm}
             starting: list[ModelServer] = []
             try:
                 for spec in wanted.values():
@@ -142,6 +143,10 @@ class LocalServers:
             servers = list(self._servers.values())
             self._servers.clear()
         _stop(servers, lambda line: None)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
 
     def is_alive(self, deployment: str, version: str) -> bool:
         """Whether the server of ``version`` runs (its process; not whether it answers)."""
@@ -254,7 +259,7 @@ class LocalServers:
 
 
 def local_runtime(servers: LocalServers) -> ServingRuntime:
-    """The ``local`` runtime backed by ``servers`` (the portal process's one)."""
+    """The ``local`` runtime backed by ``servers``."""
     return ServingRuntime(
         name="local",
         description="A model server process per version on the portal's machine; Paved's "
@@ -262,7 +267,50 @@ def local_runtime(servers: LocalServers) -> ServingRuntime:
         apply=servers.apply,
         remove=servers.remove,
         splits_traffic=False,
+        restores=True,
     )
+
+
+_by_data_dir: dict[Path, LocalServers] = {}
+_by_data_dir_lock = threading.Lock()
+
+
+def servers_for(settings: Settings) -> LocalServers:
+    """This process's model servers of the portal whose data directory ``settings`` names
+    (one per portal, even when a process runs several, as tests do)."""
+    key = settings.data_dir.resolve()
+    with _by_data_dir_lock:
+        found = _by_data_dir.get(key)
+        if found is None or found.is_closed:
+            found = _by_data_dir[key] = LocalServers()
+        return found
+
+
+def stop_servers(settings: Settings) -> None:
+    """Stop the model servers of the portal whose data directory ``settings`` names."""
+    with _by_data_dir_lock:
+        found = _by_data_dir.pop(settings.data_dir.resolve(), None)
+    if found is not None:
+        found.stop_all()
+
+
+def _apply_for(state: DeploymentState, settings: Settings, log: Log) -> dict[str, str]:
+    return servers_for(settings).apply(state, settings, log)
+
+
+def _remove_for(name: str, settings: Settings, log: Log) -> None:
+    servers_for(settings).remove(name, settings, log)
+
+
+LOCAL = ServingRuntime(
+    name="local",
+    description="A model server process per version on the portal's machine; Paved's "
+    "router splits the traffic",
+    apply=_apply_for,
+    remove=_remove_for,
+    splits_traffic=False,
+    restores=True,
+)
 
 
 def _environment(settings: Settings) -> dict[str, str]:

@@ -4,7 +4,9 @@
 
 It answers MLflow's scoring protocol: ``POST /invocations`` (``dataframe_split``,
 ``dataframe_records``, ``instances``, ``inputs``; CSV too), ``GET /ping`` and ``GET /health``
-once the model is loaded. A model that cannot be loaded ends the process with status 1 and
+once the model is loaded. A model that raises while predicting answers 500 (MLflow's own
+server answers 400, as if the request were wrong), so the router counts it against the
+version. A model that cannot be loaded ends the process with status 1 and
 one line on stderr saying why, which the local runtime reports.
 
 It imports only MLflow, uvicorn and the standard library, so any interpreter with those
@@ -18,6 +20,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 LOAD_FAILED = 1
 HOST = "127.0.0.1"
@@ -48,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         print(f"cannot load model {arguments.model_uri}: {reason}", file=sys.stderr, flush=True)
         return LOAD_FAILED
+    _fail_as_server_errors(model)
     # uvicorn stops on SIGTERM after the requests in flight; access logs would grow
     # the log file by a line a request.
     uvicorn.run(
@@ -59,6 +63,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _fail_as_server_errors(model: Any) -> None:
+    """Make a model's own failure an MLflow ``INTERNAL_ERROR`` (HTTP 500); MLflow's
+    exceptions (a request that does not fit the model's signature) stay what they are."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
+
+    predict = model.predict
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return predict(*args, **kwargs)
+        except MlflowException:
+            raise
+        except Exception as exc:
+            message = f"the model failed: {type(exc).__name__}: {exc}"
+            raise MlflowException(message, error_code=INTERNAL_ERROR) from exc
+
+    model.predict = guarded
 
 
 if __name__ == "__main__":

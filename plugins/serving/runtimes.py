@@ -55,6 +55,9 @@ class DeploymentState:
     canary: VersionSpec | None = None
     canary_percent: int = 0
     labels: dict[str, str] = field(default_factory=dict)
+    # The stable version before the last promotion: a runtime that can keeps it running
+    # (without traffic) so that rolling back is a switch of the router, not a start.
+    previous: VersionSpec | None = None
 
     @property
     def team(self) -> str:
@@ -62,7 +65,17 @@ class DeploymentState:
 
     @property
     def versions(self) -> list[VersionSpec]:
+        """The versions that take traffic: stable, then the canary."""
         return [self.stable, *([self.canary] if self.canary else [])]
+
+    @property
+    def kept_warm(self) -> list[VersionSpec]:
+        """The versions that take traffic, then the previous stable one if it is another."""
+        served = self.versions
+        previous = self.previous
+        if previous is None or any(spec.version == previous.version for spec in served):
+            return served
+        return [*served, previous]
 
 
 Log = Callable[[str], None]
@@ -84,6 +97,9 @@ class ServingRuntime:
     apply: Callable[[DeploymentState, Settings, Log], dict[str, str]]
     remove: Callable[[str, Settings, Log], None]
     splits_traffic: bool = False
+    # Whether its servers stop with the portal (local processes), so the portal brings them
+    # back when it starts.
+    restores: bool = False
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,40}", self.name):

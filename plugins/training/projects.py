@@ -31,6 +31,7 @@ class Project:
     source: str  # a git repository (bare or not) or a plain folder
     revision: str | None  # the commit its default branch is at; None for a plain folder
     settings: dict[str, Any]
+    inside: str = ""  # the project's folder in ``source``
 
     @property
     def ref(self) -> str:
@@ -72,7 +73,27 @@ def find_project(session: Session, ref: str, *, field: str = "project") -> Proje
         )
     if model is None:
         model = _model_named(session, component, str(settings["model"]))
-    return Project(component, model, str(source), revision, settings)
+    return Project(component, model, str(source), revision, settings, inside)
+
+
+def read_project_file(project: Project, path: str, *, revision: str | None = None) -> bytes:
+    """A file of the project (``path`` relative to its folder), at ``revision`` (default: the
+    commit its default branch was at when it was found). Raises ``FileNotFoundError``."""
+    relative = Path(project.inside or ".", path)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise FileNotFoundError(f"{path} is outside the project")
+    source = Path(project.source)
+    at = revision or project.revision
+    if at is None:
+        return (source / relative).read_bytes()
+    git_dir = source if source.suffix == ".git" else source / ".git"
+    done = subprocess.run(
+        ["git", f"--git-dir={git_dir}", "show", f"{at}:{relative.as_posix()}"],
+        capture_output=True, timeout=GIT_TIMEOUT, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise FileNotFoundError(f"{relative.as_posix()} is not in {source} at {at[:12]}")
+    return done.stdout
 
 
 def _ref_text(entity: CatalogEntity) -> str:

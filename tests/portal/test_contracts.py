@@ -105,6 +105,10 @@ HOOK_TESTS = {
         "../training/test_jobs",
         "test_a_plugin_adds_a_training_backend_and_a_taken_name_degrades_its_plugin",
     ),
+    "paved_serving_runtimes": (
+        "../serving/test_deployments",
+        "test_a_plugin_adds_a_serving_runtime_and_a_taken_name_degrades_its_plugin",
+    ),
     "paved_scaffolder_actions": (
         "../scaffolder/test_tasks",
         "test_plugins_add_actions_that_templates_run",

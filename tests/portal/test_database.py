@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 import catalog.models  # noqa: F401  (the catalog tables are part of the schema)
 import plugins.registry.models  # and the built-in plugins'
+import plugins.serving.models
 import plugins.training.models  # noqa: F401
 import scaffolder.models  # noqa: F401  (and the scaffolder's)
 from portal import Action, requires, schema

@@ -14,13 +14,9 @@ from sqlmodel import Session
 from catalog import service as catalog
 from portal.settings import Settings
 
-from conftest import ClientFactory
+from conftest import FRAUD, SEARCH, ClientFactory
 
-ALICE = "user:default/alice"
-CAROL = "user:default/carol"
 DAVE = "user:default/dave"
-FRAUD = "group:default/fraud"
-SEARCH = "group:default/search-ranking"
 MODEL = "churn"
 
 
@@ -87,18 +83,6 @@ def log_run(settings: Settings, mlflow_store: Path) -> LogRun:
         return str(run.info.run_id)
 
     return log
-
-
-@pytest.fixture
-def alice(client_as: ClientFactory) -> TestClient:
-    """An ML engineer of the fraud team."""
-    return client_as("ml_engineer", user=ALICE, groups=[FRAUD])
-
-
-@pytest.fixture
-def carol(client_as: ClientFactory) -> TestClient:
-    """The fraud team's lead."""
-    return client_as("team_lead", user=CAROL, groups=[FRAUD])
 
 
 @pytest.fixture

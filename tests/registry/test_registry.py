@@ -4,7 +4,9 @@ lineage, approvals under separation of duties, and the champion alias for produc
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from registry.conftest import ALICE, CAROL, MODEL, LogRun
+from registry.conftest import MODEL, LogRun
+
+from conftest import ALICE, CAROL
 
 VERSIONS = f"/api/registry/models/{MODEL}/versions"
 
@@ -105,3 +107,17 @@ def test_bad_registrations_name_the_field(
     assert bad_alias.status_code == 422
     assert bad_alias.json()["errors"][0]["field"] == "version"
     assert alice.get(f"{VERSIONS}").status_code == 404  # nothing was registered
+
+
+def test_the_approve_button_goes_back_only_to_a_page_of_this_portal(
+    model_entity: str, log_run: LogRun, alice: TestClient, carol: TestClient
+) -> None:
+    alice.post(VERSIONS, json={"run_id": log_run()})
+    form = {"model": MODEL, "version": "1", "back": "//evil.example/phish"}
+    answer = carol.post("/registry/approvals", data=form, follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/"
+    home = {**form, "back": "/catalog/model/default/churn?tab=registry"}
+    again = carol.post("/registry/aliases", data={**home, "alias": "champion"},
+                       follow_redirects=False)  # fmt: skip
+    assert again.headers["location"] == "/catalog/model/default/churn?tab=registry"

@@ -19,7 +19,7 @@ import pytest
 from plugins.serving.local import LocalServers, local_runtime
 from plugins.serving.runtimes import DeploymentState, RuntimeFailed, VersionSpec
 from portal.settings import Settings
-from portal.tracking import ensure_experiment, tracking_client
+from portal.tracking import ensure_experiment, register_model, tracking_client
 
 DEPLOYMENT = "churn-staging"
 MODEL = "churn"
@@ -82,7 +82,7 @@ def registered(settings: Settings, mlflow_store: Path) -> Iterator[Registered]:
                     )
                 )
         sources = [logged[0], logged[0], logged[1]]
-        versions = [mlflow.register_model(info.model_uri, MODEL) for info in sources]
+        versions = [register_model(settings, info.model_uri, MODEL, tags={}) for info in sources]
         client = tracking_client(settings)
         yield Registered(
             uris={str(v.version): str(v.source) for v in versions},

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import pytest
 from fastapi import FastAPI, Request, Response
@@ -24,6 +27,16 @@ from plugins.serving.router import (
 from processes import free_port, serve_in_thread
 
 STABLE = "http://127.0.0.1:8101"
+Result = TypeVar("Result")
+
+
+def run_on_own_loop(work: Coroutine[object, object, Result]) -> Result:
+    """Run ``work`` on a new event loop in a thread of its own: the browser tests' Playwright
+    keeps an event loop running in the main thread for the whole session."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
 CANARY = "http://127.0.0.1:8102"
 
 
@@ -297,7 +310,7 @@ def forward_all(url: str, statuses: list[int], metrics: Metrics) -> list[Forward
                 for status in statuses
             ]
 
-    return asyncio.run(run())
+    return run_on_own_loop(run())
 
 
 def test_forwarding_passes_the_answer_and_records_its_latency() -> None:
@@ -363,7 +376,7 @@ def test_forwarding_a_route_sends_to_the_chosen_version() -> None:
         serve_in_thread(model_server_double()) as stable,
         serve_in_thread(model_server_double()) as canary,
     ):
-        versions = asyncio.run(run(stable, canary))
+        versions = run_on_own_loop(run(stable, canary))
 
     assert versions == ["4", "3", "4"]
     snapshot = metrics.snapshot("churn-production")

@@ -22,12 +22,9 @@ from portal.worker import Worker
 from scaffolder import execution
 from scaffolder.golden_paths import GOLDEN_PATHS
 
-from conftest import ClientFactory
+from conftest import FRAUD, SEARCH, ClientFactory
 
-ALICE = "user:default/alice"
 BOB = "user:default/bob"
-FRAUD = "group:default/fraud"
-SEARCH = "group:default/search-ranking"
 PROJECT = "component:default/churn-predictor"
 
 
@@ -45,12 +42,6 @@ def settings(settings: Settings, project_root: Path) -> Settings:
     return settings.model_copy(
         update={"catalog": settings.catalog.model_copy(update={"file_roots": roots})}
     )
-
-
-@pytest.fixture
-def alice(client_as: ClientFactory) -> TestClient:
-    """An ML engineer of the fraud team."""
-    return client_as("ml_engineer", user=ALICE, groups=[FRAUD])
 
 
 @pytest.fixture

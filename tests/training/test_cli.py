@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from training.conftest import ALICE, BOB, FRAUD, SEARCH, ProjectMaker
+from training.conftest import BOB, ProjectMaker
 
 from portal.app import create_app
 from portal.plugins import Plugins
 from portal.settings import Settings
 
-from conftest import issue_secret
+from conftest import ALICE, FRAUD, SEARCH, issue_secret
 from processes import paved, serve_in_thread
 
 
