@@ -272,8 +272,18 @@ class Worker:
                 return None
             return session.get(Task, claimed)
 
+    def may_have_work(self) -> bool:
+        """Whether any task waits or was left by a dead worker: one read. An idle worker
+        asks every ``poll_interval``, and settling and claiming are writes (transactions,
+        and on SQLite the database's one write lock) that slow the requests beside it."""
+        waiting = or_(col(Task.status) == TaskStatus.QUEUED, self._orphaned())
+        with self.engine.connect() as connection:
+            return connection.scalar(select(col(Task.id)).where(waiting).limit(1)) is not None
+
     def run_once(self) -> bool:
         """Claim one task and run it to the end; False when there was nothing to do."""
+        if not self.may_have_work():
+            return False
         self.settle()
         task = self.claim()
         if task is None:

@@ -10,7 +10,7 @@ import click
 from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
-from plugins.serving import api, cli, pages, service
+from plugins.serving import api, apply, cli, pages, service
 from plugins.serving.actions import SERVING_ACTIONS
 from plugins.serving.kubernetes import kubernetes_runtime
 from plugins.serving.local import LOCAL, stop_servers
@@ -57,7 +57,7 @@ def paved_policy_dirs() -> list[Path]:
 
 @hookimpl
 def paved_task_handlers() -> list[TaskHandler]:
-    return [service.HANDLER]
+    return [apply.HANDLER]
 
 
 @hookimpl

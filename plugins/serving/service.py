@@ -12,14 +12,11 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog
 from catalog.refs import parse_ref, ref_of
 from plugins.registry import service as registry
-from plugins.serving.actions import DEPLOYMENT_CREATE
-from plugins.serving.drift import references_from_csv
 from plugins.serving.models import (
     DeployIn,
     Deployment,
@@ -30,8 +27,8 @@ from plugins.serving.models import (
     MetricPoint,
     VersionMetricsOut,
 )
-from plugins.serving.runtimes import DeploymentState, RuntimeFailed, ServingRuntime, VersionSpec
-from plugins.training.projects import Project, find_project, read_project_file
+from plugins.serving.runtimes import ServingRuntime
+from plugins.training.projects import Project, find_project
 from portal import (
     Conflict,
     Identity,
@@ -40,24 +37,18 @@ from portal import (
     PavedError,
     Resource,
     Settings,
-    TaskContext,
-    TaskFailed,
-    TaskHandler,
     audit,
     tasks,
 )
 from portal.db import utcnow
 from portal.plugins import Plugins
-from portal.tracking import tracking_client
 
 TASK_KIND = "serving.apply"
 RUNTIMES_HOOK = "paved_serving_runtimes"
 # Who the audit log names for what Paved does by itself.
 JUDGE = "paved:canary-judge"
 RESTORER = "paved:serving"
-PRODUCTION = "production"
 CLASSIFICATION_APPROVED_BY = "paved.dev/classification-approved-by"
-WARM = ("deploying", "serving")
 
 
 class Router(Protocol):
@@ -165,7 +156,7 @@ def find_target(
             "environment", f"{asked.environment!r} is not an environment", " or ".join(environments)
         )
     facts = registry.model_facts(session, asked.model, asked.version, settings)
-    project = _project_of(session, facts)
+    project = project_of(session, facts)
     name = asked.name or default_name(asked.model, asked.environment)
     existing = session.exec(select(Deployment).where(col(Deployment.name) == name)).first()
     if existing is not None and existing.model != asked.model:
@@ -203,7 +194,7 @@ def default_name(model: str, environment: str) -> str:
     return cleaned[:63].rstrip("-") or "deployment"
 
 
-def _project_of(session: Session, facts: registry.ModelFacts) -> Project | None:
+def project_of(session: Session, facts: registry.ModelFacts) -> Project | None:
     """The model's project (its paved-project.yaml), when its Model entity has one. A model
     without a project is served with the defaults; a project file that is wrong is an
     error, not a reason to deploy without its monitoring."""
@@ -297,7 +288,7 @@ def deploy(session: Session, target: Target, *, by: Identity, settings: Settings
             pending = {"stable": asked.version}
     deployment.pending = pending
     deployment.status = "deploying"
-    deployment.message = f"bringing up {_describe(pending)}"
+    deployment.message = f"bringing up {describe_pending(pending)}"
     deployment.serving = target.serving
     deployment.monitoring = target.monitoring
     deployment.updated_at = utcnow()
@@ -441,7 +432,7 @@ def rollback(
         deployment.canary_version = None
         deployment.canary_percent = 0
     elif pending:
-        done = f"the deploy of {_describe(pending)} called off"
+        done = f"the deploy of {describe_pending(pending)} called off"
     elif (
         deployment.previous_version is not None
         and deployment.previous_version in deployment.endpoints
@@ -539,10 +530,10 @@ def recover(session: Session, name: str, why: str, runtimes: dict[str, ServingRu
 
 
 def _pending_text(deployment: Deployment) -> str:
-    return _describe(deployment.pending or {})
+    return describe_pending(deployment.pending or {})
 
 
-def _describe(pending: dict[str, Any]) -> str:
+def describe_pending(pending: dict[str, Any]) -> str:
     if "canary" in pending:
         return f"v{pending['canary']} as a {pending.get('percent', 0)}% canary"
     return f"v{pending.get('stable')}"
@@ -611,250 +602,6 @@ def metric_history(session: Session, name: str, since: Any) -> list[MetricMinute
     return list(session.exec(query).all())
 
 
-# -- The task --------------------------------------------------------------------------------
-
-
-def run_apply(ctx: TaskContext) -> dict[str, Any]:
-    """Bring a deployment's runtime to what it should serve, then switch in one transaction."""
-    settings = ctx.settings
-    assert settings is not None, "serving needs the portal's settings"
-    what = str(ctx.params["what"])
-    deployment = _load(ctx)
-    runtimes = available_runtimes(ctx.plugins, settings)
-    runtime = runtimes.get(deployment.runtime)
-    if runtime is None:
-        raise TaskFailed(f"the serving runtime {deployment.runtime!r} is not loaded in this worker")
-    if what == "remove":
-        runtime.remove(deployment.name, settings, ctx.log)
-        with Session(ctx.engine) as session:
-            session.execute(
-                delete(MetricMinute).where(col(MetricMinute.deployment) == deployment.name)
-            )
-            session.execute(delete(Deployment).where(col(Deployment.id) == deployment.id))
-            session.commit()
-        route_changed(deployment.name)
-        ctx.log(f"{deployment.name} removed")
-        return {"removed": deployment.name}
-    state = desired_state(deployment, settings)
-    if state is None:
-        ctx.log(f"{deployment.name} has nothing to serve")
-        return {}
-    ctx.log(f"bringing {deployment.name} to {_state_text(state)} on {runtime.name}")
-    try:
-        endpoints = runtime.apply(state, settings, ctx.log)
-    except RuntimeFailed as exc:
-        _failed(ctx, deployment, str(exc))
-        raise TaskFailed(str(exc)) from None
-    ctx.check_cancelled()
-    if what == "deploy":
-        _switch(ctx, deployment, endpoints, settings)
-    else:
-        _settled(ctx, deployment, endpoints, restored=what == "restore")
-    return {"endpoints": endpoints}
-
-
-def desired_state(deployment: Deployment, settings: Settings) -> DeploymentState | None:
-    """What the runtime should run: what serves now, with what is pending brought up."""
-    pending = deployment.pending or {}
-    stable = pending.get("stable") or deployment.stable_version
-    if stable is None:
-        return None
-    canary = pending.get("canary") or (None if "stable" in pending else deployment.canary_version)
-    percent = int(pending.get("percent", deployment.canary_percent if canary else 0))
-    # A new stable version keeps the one it replaces warm, for a rollback.
-    previous = deployment.stable_version if "stable" in pending else deployment.previous_version
-    return DeploymentState(
-        name=deployment.name,
-        environment=deployment.environment,
-        owner=deployment.owner,
-        stable=_spec(deployment, stable),
-        canary=_spec(deployment, canary) if canary else None,
-        canary_percent=percent if canary else 0,
-        labels={"paved.dev/environment": deployment.environment},
-        previous=_spec(deployment, previous) if previous and previous != stable else None,
-    )
-
-
-def _spec(deployment: Deployment, version: str) -> VersionSpec:
-    serving = deployment.serving or {}
-    replicas = serving.get("replicas") or {}
-    return VersionSpec(
-        model=deployment.model,
-        version=version,
-        model_uri=f"models:/{deployment.model}/{version}",
-        resources=dict(serving.get("resources") or {}),
-        replicas={"min": int(replicas.get("min", 1)), "max": int(replicas.get("max", 1))},
-    )
-
-
-def _state_text(state: DeploymentState) -> str:
-    text = f"v{state.stable.version}"
-    if state.canary is not None:
-        text += f" with v{state.canary.version} as a {state.canary_percent}% canary"
-    return text
-
-
-def _load(ctx: TaskContext) -> Deployment:
-    with Session(ctx.engine) as session:
-        deployment = session.get(Deployment, int(ctx.params["deployment_id"]))
-        if deployment is None:
-            raise TaskFailed(f"deployment {ctx.params['deployment_id']} no longer exists")
-        session.expunge(deployment)
-        return deployment
-
-
-def _acting_as(ctx: TaskContext) -> Identity | None:
-    acting = ctx.params.get("acting_as")
-    return Identity.from_session(acting) if acting else None
-
-
-def _resource(ctx: TaskContext) -> Resource:
-    saved = ctx.params["resource"]
-    return Resource(
-        ref=saved["ref"], kind=saved["kind"], owner=saved.get("owner"), facts=saved.get("facts", {})
-    )
-
-
-def _switch(
-    ctx: TaskContext, deployment: Deployment, endpoints: dict[str, str], settings: Settings
-) -> None:
-    """The new versions answer: switch the router to them, decided and audited as the person
-    who asked (the policy may have changed its mind since)."""
-    identity = _acting_as(ctx)
-    assert identity is not None, "a deploy is asked for by someone"
-    pending = deployment.pending or {}
-    reference = _reference(ctx, deployment, pending)
-
-    def work(session: Session) -> None:
-        live = session.get(Deployment, deployment.id)
-        if live is None or live.pending != pending:
-            raise Conflict(f"deployment {deployment.name} changed while its versions started")
-        if "canary" in pending:
-            live.canary_version = str(pending["canary"])
-            live.canary_percent = int(pending.get("percent", 0))
-            message = f"v{live.canary_version} takes {live.canary_percent}% as a canary"
-            kind = "canary"
-        else:
-            if live.stable_version and live.stable_version != pending["stable"]:
-                live.previous_version = live.stable_version
-            live.stable_version = str(pending["stable"])
-            live.canary_version = None
-            live.canary_percent = 0
-            message = f"v{live.stable_version} takes all traffic"
-            kind = "deploy"
-            if reference is not None:
-                live.reference = reference
-        live.endpoints = endpoints
-        live.pending = None
-        live.status = "serving"
-        live.message = message
-        live.updated_at = utcnow()
-        session.add(live)
-        record_event(session, live, kind, identity.ref, message)
-
-    try:
-        ctx.act(DEPLOYMENT_CREATE, identity, _resource(ctx), work)
-    except PavedError as exc:
-        _failed(ctx, deployment, exc.detail, audited=True)
-        raise TaskFailed(exc.detail) from None
-    route_changed(deployment.name)
-    ctx.log(f"{deployment.name}: switched; {_describe(pending)} answers")
-
-
-def _reference(
-    ctx: TaskContext, deployment: Deployment, pending: dict[str, Any]
-) -> dict[str, Any] | None:
-    """The training data's feature distributions, for drift: the model's training dataset
-    read from its project at the commit the version was trained from."""
-    if "stable" not in pending or ctx.settings is None:
-        return None
-    try:
-        with Session(ctx.engine) as session:
-            facts = registry.model_facts(session, deployment.model, None, ctx.settings)
-            project = _project_of(session, facts)
-            if project is None or project.model is None:
-                ctx.log("no drift reference: the model has no project in the catalog")
-                return {}
-            datasets = [
-                catalog.get_entity(
-                    session, parse_ref(ref, field="trainedOn", default_kind="dataset")
-                )
-                for ref in project.trained_on
-            ]
-        version = registry.get_model_version(ctx.settings, deployment.model, str(pending["stable"]))
-        run = tracking_client(ctx.settings).get_run(version.run_id) if version.run_id else None
-        commit = run.data.tags.get("mlflow.source.git.commit") if run else None
-        for dataset in datasets:
-            spec = dataset.body.get("spec", {})
-            if str(spec.get("format", "")).lower() != "csv":
-                continue
-            data = read_project_file(project, str(spec.get("location")), revision=commit)
-            references = references_from_csv(data)
-            ctx.log(f"drift reference: {len(references)} features of {ref_of(dataset.body).text}")
-            return references
-    except (PavedError, FileNotFoundError, OSError, ValueError) as exc:
-        ctx.log(f"no drift reference: {exc}", level="warning")
-        return {}
-    ctx.log("no drift reference: the model's training data is not a CSV file of its project")
-    return {}
-
-
-def _settled(
-    ctx: TaskContext, deployment: Deployment, endpoints: dict[str, str], *, restored: bool
-) -> None:
-    with Session(ctx.engine) as session:
-        live = session.get(Deployment, deployment.id)
-        if live is None:
-            return
-        live.endpoints = endpoints
-        if restored:
-            live.status = "serving"
-            live.message = "its model servers answer again"
-            record_event(session, live, "restore", RESTORER, live.message)
-            audit.append_event(
-                session,
-                actor=RESTORER,
-                action="serving.deployment.restore",
-                resource=f"deployment:{live.name}",
-                allowed=True,
-                outcome="succeeded",
-                detail={"task": ctx.task_id, "endpoints": endpoints},
-            )
-        session.add(live)
-        session.commit()
-    route_changed(deployment.name)
-
-
-def _failed(ctx: TaskContext, deployment: Deployment, why: str, *, audited: bool = False) -> None:
-    """A deploy that did not come up: what served before still serves; the failure is
-    recorded on the deployment, in its history and (once) in the audit log."""
-    ctx.log(why, level="error")
-    with Session(ctx.engine) as session:
-        live = session.get(Deployment, deployment.id)
-        if live is None:
-            return
-        pending = live.pending or {}
-        live.pending = None
-        live.status = "serving" if live.stable_version else "failed"
-        still = f"; v{live.stable_version} still serves" if live.stable_version else ""
-        live.message = f"{_describe(pending)} did not come up: {why}{still}"
-        live.updated_at = utcnow()
-        session.add(live)
-        acting = _acting_as(ctx)
-        record_event(session, live, "failed", acting.ref if acting else RESTORER, live.message)
-        if not audited:
-            audit.append_event(
-                session,
-                actor=acting.ref if acting else RESTORER,
-                action=DEPLOYMENT_CREATE.name,
-                resource=f"deployment:{live.name}",
-                allowed=True,
-                outcome="failed",
-                detail={"task": ctx.task_id, "via": "task", "error": why[:500]},
-            )
-        session.commit()
-
-
 def automatic_rollback(session: Session, name: str, reason: str) -> Deployment | None:
     """The canary's judge found it failing: send all traffic to stable, in the same
     transaction as its event and audit event. None when there is no canary any more."""
@@ -875,9 +622,6 @@ def automatic_rollback(session: Session, name: str, reason: str) -> Deployment |
     )
     settle(session, deployment, by=None)
     return deployment
-
-
-HANDLER = TaskHandler(TASK_KIND, run_apply, title="Serving change")
 
 
 def merged_minutes(rows: list[MetricMinute]) -> list[MetricPoint]:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from catalog import service as catalog
+from plugins.serving import apply
 from plugins.serving import service as serving
 from plugins.serving.local import stop_servers
 from plugins.training import service as training
@@ -57,7 +58,7 @@ def worker(app: FastAPI, engine: Engine, settings: Settings) -> Iterator[Worker]
     the model servers it started stop after the test."""
     yield Worker(
         engine,
-        [execution.HANDLER, training.HANDLER, serving.HANDLER],
+        [execution.HANDLER, training.HANDLER, apply.HANDLER],
         settings.tasks,
         portal_settings=settings,
         authority=Authority(app.state.policy, app.state.plugins),

@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from catalog import service as catalog
 from plugins.registry import service as registry
-from plugins.serving import service
+from plugins.serving import apply
 from plugins.serving.local import stop_servers
 from portal.gate import Authority
 from portal.settings import Settings
@@ -218,7 +218,7 @@ def deployer(app: FastAPI, engine: Engine, settings: Settings) -> Iterator[Worke
     the test."""
     worker = Worker(
         engine,
-        [service.HANDLER],
+        [apply.HANDLER],
         settings.tasks,
         portal_settings=settings,
         authority=Authority(app.state.policy, app.state.plugins),
