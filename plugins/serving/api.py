@@ -12,7 +12,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import event
 from sqlmodel import Session
 from starlette.responses import Response
 
@@ -26,9 +25,8 @@ from plugins.serving.models import (
 )
 from plugins.serving.resources import deploy_asked, deployment_of, patched_deployment
 from plugins.serving.traffic import Traffic
-from portal import Identity, NotFound, requires, tasks
+from portal import Identity, requires, tasks
 from portal.db import SessionDep, utcnow
-from portal.errors import EngineUnavailable
 from portal.models import TaskLogOut
 
 router = APIRouter(prefix="/api/serving", tags=["serving"])
@@ -42,13 +40,6 @@ def traffic_of(request: Request) -> Traffic:
     return traffic
 
 
-def after_commit(session: Session, request: Request, name: str) -> None:
-    """Make this process's router read ``name``'s route again once the change is committed."""
-    traffic = traffic_of(request)
-    traffic.invalidate(name)
-    event.listen(session, "after_commit", lambda _: traffic.invalidate(name), once=True)
-
-
 def shown(
     request: Request, deployment: Deployment, session: Session | None = None
 ) -> DeploymentOut:
@@ -59,41 +50,6 @@ def shown(
         metrics=dict(traffic.metrics.snapshot(deployment.name)),
         events=service.list_events(session, deployment) if session is not None else None,
     )
-
-
-# The changes below are shared by the API and the pages' forms, so a button and a request
-# switch traffic the same way: the route changes at once in this process, and a task stops
-# what no longer takes traffic.
-
-
-def change_canary_percent(
-    request: Request, session: Session, deployment: Deployment, percent: int, *, by: Identity
-) -> Deployment:
-    """Send ``percent`` of the traffic to the canary; a runtime that splits the traffic itself
-    is given the new split by a task."""
-    service.set_canary_percent(session, deployment, percent, by=by)
-    if request.app.state.serving_runtimes[deployment.runtime].splits_traffic:
-        service.settle(session, deployment, by=by)
-    after_commit(session, request, deployment.name)
-    return deployment
-
-
-def promote_canary(
-    request: Request, session: Session, deployment: Deployment, *, by: Identity
-) -> Deployment:
-    service.promote(session, deployment, by=by)
-    service.settle(session, deployment, by=by)
-    after_commit(session, request, deployment.name)
-    return deployment
-
-
-def roll_back(
-    request: Request, session: Session, deployment: Deployment, *, by: Identity
-) -> Deployment:
-    service.rollback(session, deployment, actor=by.ref)
-    service.settle(session, deployment, by=by)
-    after_commit(session, request, deployment.name)
-    return deployment
 
 
 def list_drift(request: Request, deployment: Deployment) -> list[DriftOut]:
@@ -153,9 +109,12 @@ def update_deployment(
     patch: DeploymentPatch = request.state.patch
     deployment = service.get_deployment(session, name)
     if patch.canary_percent is not None:
-        change_canary_percent(request, session, deployment, patch.canary_percent, by=user)
+        runtimes = request.app.state.serving_runtimes
+        service.set_canary_percent(
+            session, deployment, patch.canary_percent, by=user, runtimes=runtimes
+        )
     if patch.promote:
-        promote_canary(request, session, deployment, by=user)
+        service.promote(session, deployment, by=user)
     return shown(request, deployment, session)
 
 
@@ -168,7 +127,7 @@ def rollback_deployment(
 ) -> DeploymentOut:
     """Send the traffic back at once: off the canary, or to the version before the last
     promotion; a deploy in progress is called off."""
-    deployment = roll_back(request, session, service.get_deployment(session, name), by=user)
+    deployment = service.rollback(session, service.get_deployment(session, name), by=user)
     return shown(request, deployment, session)
 
 
@@ -181,7 +140,6 @@ def delete_deployment(
 ) -> DeploymentOut:
     """Stop serving: requests are refused at once; a task stops the servers."""
     deployment = service.remove(session, service.get_deployment(session, name), by=user)
-    after_commit(session, request, name)
     traffic_of(request).forget(name)
     return shown(request, deployment)
 
@@ -250,9 +208,8 @@ async def invoke(name: str, request: Request) -> Response:
     if entry is None:
         entry = await run_in_threadpool(traffic.entry, name)
     if entry.route is None:
-        if entry.problem and entry.problem.startswith("there is no deployment"):
-            raise NotFound(entry.problem)
-        raise EngineUnavailable(entry.problem or f"deployment {name} is not serving")
+        assert entry.problem is not None, "a route or why there is none"
+        raise entry.problem
     answer = await traffic.forward(
         entry.route, await request.body(), request.headers.get("content-type")
     )

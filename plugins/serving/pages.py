@@ -221,7 +221,7 @@ def rollback_from_page(
     user: Annotated[Identity, requires(actions.DEPLOYMENT_ROLLBACK, resource=deployment_of)],
     back: Annotated[str, Form()] = "",
 ) -> Response:
-    api.roll_back(request, session, service.get_deployment(session, name), by=user)
+    service.rollback(session, service.get_deployment(session, name), by=user)
     return _redirect(request, _back_or(back, _deployment_url(name)))
 
 
@@ -233,7 +233,7 @@ def promote_from_page(
     user: Annotated[Identity, requires(actions.DEPLOYMENT_UPDATE, resource=promotion_from_form)],
     back: Annotated[str, Form()] = "",
 ) -> Response:
-    api.promote_canary(request, session, service.get_deployment(session, name), by=user)
+    service.promote(session, service.get_deployment(session, name), by=user)
     return _redirect(request, _back_or(back, _deployment_url(name)))
 
 
@@ -251,5 +251,6 @@ def canary_percent_from_page(
     percent = patch.canary_percent
     assert percent is not None, "canary_percent_from_form refuses a form without it"
     deployment = service.get_deployment(session, name)
-    api.change_canary_percent(request, session, deployment, percent, by=user)
+    runtimes = request.app.state.serving_runtimes
+    service.set_canary_percent(session, deployment, percent, by=user, runtimes=runtimes)
     return _redirect(request, _back_or(back, _deployment_url(name)))

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from plugins.serving import service
-from plugins.serving.models import DeployIn, Deployment, DeploymentPatch
+from plugins.serving.models import DeployIn, DeploymentPatch
 from portal import Resource, Settings
 from portal.db import SessionDep
 from portal.errors import InvalidInput
@@ -19,24 +19,6 @@ from portal.errors import InvalidInput
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def deployment_resource(deployment: Deployment, **facts: object) -> Resource:
-    return Resource(
-        ref=f"deployment:{deployment.name}",
-        kind="Deployment",
-        owner=deployment.owner or None,
-        facts={
-            "deployment": deployment.name,
-            "environment": deployment.environment,
-            "runtime": deployment.runtime,
-            "model": deployment.model,
-            "model_ref": deployment.model_ref,
-            "version": deployment.stable_version,
-            "canary_version": deployment.canary_version,
-            **facts,
-        },
-    )
 
 
 async def _target(request: Request, session: SessionDep, asked: DeployIn) -> Resource:
@@ -77,7 +59,7 @@ async def deploy_from_form(request: Request, session: SessionDep) -> Resource:
 
 def deployment_of(name: str, session: SessionDep) -> Resource:
     """An existing deployment (kept on the request for the route)."""
-    return deployment_resource(service.get_deployment(session, name))
+    return service.deployment_resource(service.get_deployment(session, name))
 
 
 async def patched_deployment(name: str, request: Request, session: SessionDep) -> Resource:
@@ -110,6 +92,6 @@ def _patched(name: str, request: Request, session: SessionDep, fields: object) -
         raise RequestValidationError(exc.errors(include_url=False)) from None
     request.state.patch = patch
     deployment = service.get_deployment(session, name)
-    return deployment_resource(
+    return service.deployment_resource(
         deployment, canary_percent=patch.canary_percent, promote=patch.promote
     )

@@ -12,6 +12,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from catalog import service as catalog
@@ -68,6 +69,32 @@ def route_changed(name: str) -> None:
     removed it); routers of other processes read it again within their cache time."""
     for router in list(_routers):
         router.invalidate(name)
+
+
+def changes_route_on_commit(session: Session, name: str) -> None:
+    """Tell this process's routers that ``name``'s route changed once ``session`` commits
+    (not before: a router reading it meanwhile would keep the old one)."""
+    event.listen(session, "after_commit", lambda _: route_changed(name), once=True)
+
+
+def deployment_resource(deployment: Deployment, **facts: Any) -> Resource:
+    """A deployment as the policy sees it (``input.resource``), with ``facts`` about the
+    change asked for."""
+    return Resource(
+        ref=f"deployment:{deployment.name}",
+        kind="Deployment",
+        owner=deployment.owner or None,
+        facts={
+            "deployment": deployment.name,
+            "environment": deployment.environment,
+            "runtime": deployment.runtime,
+            "model": deployment.model,
+            "model_ref": deployment.model_ref,
+            "version": deployment.stable_version,
+            "canary_version": deployment.canary_version,
+            **facts,
+        },
+    )
 
 
 def available_runtimes(plugins: Plugins | None, settings: Settings) -> dict[str, ServingRuntime]:
@@ -382,9 +409,15 @@ def record_event(
 
 
 def set_canary_percent(
-    session: Session, deployment: Deployment, percent: int, *, by: Identity
+    session: Session,
+    deployment: Deployment,
+    percent: int,
+    *,
+    by: Identity,
+    runtimes: dict[str, ServingRuntime],
 ) -> Deployment:
-    """Send ``percent`` of the traffic to the canary (at once, through the router)."""
+    """Send ``percent`` of the traffic to the canary: at once through Paved's router, or
+    through a task for a runtime that splits the traffic itself."""
     if deployment.canary_version is None:
         raise Conflict(
             f"deployment {deployment.name} has no canary; deploy one with canary_percent"
@@ -397,6 +430,10 @@ def set_canary_percent(
         session, deployment, "percent", by.ref,
         f"canary v{deployment.canary_version} from {before}% to {percent}% of traffic",
     )  # fmt: skip
+    runtime = runtimes.get(deployment.runtime)
+    if runtime is not None and runtime.splits_traffic:
+        settle(session, deployment, by=by)
+    changes_route_on_commit(session, deployment.name)
     return deployment
 
 
@@ -414,15 +451,19 @@ def promote(session: Session, deployment: Deployment, *, by: Identity) -> Deploy
     deployment.updated_at = utcnow()
     session.add(deployment)
     record_event(session, deployment, "promote", by.ref, f"v{canary} promoted over v{old}")
+    settle(session, deployment, by=by)
+    changes_route_on_commit(session, deployment.name)
     return deployment
 
 
 def rollback(
-    session: Session, deployment: Deployment, *, actor: str, reason: str | None = None
-) -> tuple[Deployment, str]:
+    session: Session, deployment: Deployment, *, by: Identity | None, reason: str | None = None
+) -> Deployment:
     """Send the traffic back at once: away from the canary if there is one, else back to the
     previous stable version (still running since the promotion). A deploy in progress is
-    called off. Returns the deployment and what was done, in words."""
+    called off, and a task stops what no longer takes traffic. ``by`` None is the canary's
+    judge, with its ``reason``."""
+    actor = by.ref if by is not None else JUDGE
     pending = deployment.pending
     if deployment.canary_version is not None:
         done = (
@@ -453,7 +494,9 @@ def rollback(
     deployment.updated_at = utcnow()
     session.add(deployment)
     record_event(session, deployment, "rollback", actor, deployment.message)
-    return deployment, done
+    settle(session, deployment, by=by)
+    changes_route_on_commit(session, deployment.name)
+    return deployment
 
 
 def settle(session: Session, deployment: Deployment, *, by: Identity | None) -> None:
@@ -461,10 +504,7 @@ def settle(session: Session, deployment: Deployment, *, by: Identity | None) -> 
     runtime that splits traffic itself, applies the new split)."""
     if deployment.pending:
         return  # the running task applies the live state when it finishes
-    resource = Resource(
-        ref=f"deployment:{deployment.name}", kind="Deployment", owner=deployment.owner
-    )
-    _enqueue(session, deployment, "settle", by, resource)
+    _enqueue(session, deployment, "settle", by, deployment_resource(deployment))
 
 
 def remove(session: Session, deployment: Deployment, *, by: Identity) -> Deployment:
@@ -475,10 +515,8 @@ def remove(session: Session, deployment: Deployment, *, by: Identity) -> Deploym
     deployment.updated_at = utcnow()
     session.add(deployment)
     record_event(session, deployment, "removed", by.ref, f"{deployment.name} removed")
-    resource = Resource(
-        ref=f"deployment:{deployment.name}", kind="Deployment", owner=deployment.owner
-    )
-    _enqueue(session, deployment, "remove", by, resource)
+    changes_route_on_commit(session, deployment.name)
+    _enqueue(session, deployment, "remove", by, deployment_resource(deployment))
     return deployment
 
 
@@ -493,10 +531,7 @@ def restore_all(session: Session, runtimes: dict[str, ServingRuntime]) -> list[s
         if deployment.status == "removing":
             continue
         deployment.endpoints = {}
-        resource = Resource(
-            ref=f"deployment:{deployment.name}", kind="Deployment", owner=deployment.owner
-        )
-        _enqueue(session, deployment, "restore", None, resource)
+        _enqueue(session, deployment, "restore", None, deployment_resource(deployment))
         restored.append(deployment.name)
     return restored
 
@@ -524,8 +559,7 @@ def recover(session: Session, name: str, why: str, runtimes: dict[str, ServingRu
         outcome="succeeded",
         detail={"automatic": True},
     )
-    resource = Resource(ref=f"deployment:{name}", kind="Deployment", owner=deployment.owner)
-    _enqueue(session, deployment, "restore", None, resource)
+    _enqueue(session, deployment, "restore", None, deployment_resource(deployment))
     return True
 
 
@@ -609,7 +643,7 @@ def automatic_rollback(session: Session, name: str, reason: str) -> Deployment |
     if deployment is None or deployment.canary_version is None:
         return None
     canary = deployment.canary_version
-    rollback(session, deployment, actor=JUDGE, reason=reason)
+    rollback(session, deployment, by=None, reason=reason)
     audit.append_event(
         session,
         actor=JUDGE,
@@ -620,7 +654,6 @@ def automatic_rollback(session: Session, name: str, reason: str) -> Deployment |
         outcome="succeeded",
         detail={"automatic": True, "canary_version": canary, "reason": reason},
     )
-    settle(session, deployment, by=None)
     return deployment
 
 

@@ -14,7 +14,6 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +35,8 @@ from plugins.serving.router import (
     judge_canary,
     nearest_rank,
 )
-from portal import Settings
+from portal import NotFound, PavedError, Settings
+from portal.errors import EngineUnavailable
 
 log = logging.getLogger("paved.serving")
 
@@ -51,7 +51,7 @@ class Entry:
     """A deployment's route as this process knows it, or why it has none."""
 
     route: Route | None
-    problem: str | None
+    problem: PavedError | None  # what a request for it is answered when there is no route
     loaded_at: float
 
 
@@ -144,7 +144,6 @@ class Traffic:
         self.runtimes: dict[str, Any] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.on_rollback: Callable[[Rolled], None] | None = None
         service.watch_routes(self)
 
     # Routes ------------------------------------------------------------------------------
@@ -213,9 +212,9 @@ class Traffic:
     def _entry_of(self, name: str, deployment: Deployment | None) -> Entry:
         now = time.monotonic()
         if deployment is None:
-            return Entry(None, f"there is no deployment {name}", now)
+            return Entry(None, NotFound(f"there is no deployment {name}"), now)
         if deployment.status == "removing":
-            return Entry(None, f"deployment {name} is being removed", now)
+            return Entry(None, EngineUnavailable(f"deployment {name} is being removed"), now)
         stable = deployment.stable_version
         endpoints = deployment.endpoints or {}
         limits = service.thresholds(deployment)
@@ -224,7 +223,8 @@ class Traffic:
             return Entry(route, None, now)
         if stable is None or stable not in endpoints:
             why = deployment.message or "no version answers yet"
-            return Entry(None, f"deployment {name} is not serving: {why}", now)
+            problem = EngineUnavailable(f"deployment {name} is not serving: {why}")
+            return Entry(None, problem, now)
         canary = deployment.canary_version
         has_canary = canary is not None and canary in endpoints
         route = Route(
@@ -310,9 +310,10 @@ class Traffic:
                 continue
             with Session(self.engine) as session:
                 done = service.automatic_rollback(session, name, reason)
-                session.commit()
-            self.invalidate(name)
-            if done is not None:
+                session.commit()  # the rollback tells this process's routers once committed
+            if done is None:
+                self.invalidate(name)  # its canary was gone already: read what serves
+            else:
                 log.warning("%s: %s; rolled back", name, reason)
                 self.metrics.reset(name, route.canary_version)
                 rolled.append(Rolled(name, route.canary_version, reason))
@@ -332,7 +333,6 @@ class Traffic:
                 session.commit()
             if will:
                 self._recovered[name] = now
-                self.invalidate(name)
                 log.warning("%s: %s; starting it again", name, why)
                 recovering.append(name)
         return recovering
@@ -363,9 +363,7 @@ class Traffic:
         flushed = time.monotonic()
         while not self._stop.wait(self.settings.serving.judge_interval):
             try:
-                for rolled in self.judge():
-                    if self.on_rollback is not None:
-                        self.on_rollback(rolled)
+                self.judge()
                 self.recover()
                 if time.monotonic() - flushed >= FLUSH_EVERY:
                     self.minutes.flush(self.engine)

@@ -74,7 +74,7 @@ def test_deploy_rollback_status_and_logs_from_a_terminal(
         assert "serving.deployment.create" in denied.stderr
         nothing = paved("rollback", "churn-staging", env=as_alice)
         assert nothing.returncode == 2
-        assert "nothing" in nothing.stderr or "no canary" in nothing.stderr
+        assert "has no canary and no previous version running" in nothing.stderr
 
     unreachable = paved("status", env=as_alice)
     assert unreachable.returncode == 4
