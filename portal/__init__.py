@@ -18,6 +18,7 @@ from portal.errors import (
 from portal.gate import Resource, requires
 from portal.health import ReadinessCheck
 from portal.hookspecs import hookimpl
+from portal.routing import hot_path
 from portal.settings import Settings
 from portal.shell import EntityTab, NavItem
 from portal.tasks import TaskCancelled, TaskFailed, TaskHandler
@@ -44,5 +45,6 @@ __all__ = [
     "TaskFailed",
     "TaskHandler",
     "hookimpl",
+    "hot_path",
     "requires",
 ]

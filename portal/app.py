@@ -22,6 +22,7 @@ from portal.auth import sessions
 from portal.auth.tokens import TokenCache
 from portal.db import create_database_engine
 from portal.errors import ConfigurationError
+from portal.fastlane import FastLane, Lane, lane_of
 from portal.gate import STATIC_PATH, Authority, is_ungated, route_action, walk_routes
 from portal.health import ReadinessCheck, check_database, check_policy
 from portal.observability import Metrics, RequestMiddleware
@@ -35,6 +36,7 @@ from portal.policy import (
     policy_folders,
 )
 from portal.problems import install_error_handlers
+from portal.routing import is_hot_path, overlapping
 from portal.settings import Settings
 from portal.shell import STATIC_DIR, EntityTab, NavItem, Shell, paved_version
 from portal.tasks import TaskHandler
@@ -97,6 +99,23 @@ def create_app(
     app.state.worker = None
 
     install_error_handlers(app)
+    # Signing in is the core's alone: its routes are on the allowlist, so no plugin adds them.
+    core_routers = [ops.router, auth_routes.router, auth_routes.api]
+    contributions = plugins.collect("paved_routes", APIRouter)
+    lanes: list[Lane] = []
+    for contribution in contributions:
+        if is_hot_path(contribution.item):
+            others = [*core_routers, *(c.item for c in contributions if c is not contribution)]
+            if _include_first(app, contribution.plugin, contribution.item, others):
+                lanes += filter(None, map(lane_of, walk_routes(contribution.item.routes)))
+    for router in core_routers:
+        app.include_router(router)
+    for contribution in contributions:
+        if not is_hot_path(contribution.item):
+            _include_router(app, contribution.plugin, contribution.item)
+    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    # The last added is the outermost: the request id and metrics first, then the fast lane
+    # (token callers the gate already let through), then the browser's session.
     app.add_middleware(
         SessionMiddleware,
         secret_key=sessions.secret_key(settings),
@@ -105,14 +124,8 @@ def create_app(
         same_site="lax",
         https_only=sessions.cookie_is_secure(settings),
     )
+    app.add_middleware(FastLane, fastapi=app, lanes=lanes)
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
-    app.include_router(ops.router)
-    # Signing in is the core's alone: its routes are on the allowlist, so no plugin adds them.
-    app.include_router(auth_routes.router)
-    app.include_router(auth_routes.api)
-    for contribution in plugins.collect("paved_routes", APIRouter):
-        _include_router(app, contribution.plugin, contribution.item)
-    app.mount(STATIC_PATH, StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     return app
 
 
@@ -168,8 +181,9 @@ def collect_task_handlers(plugins: Plugins) -> dict[str, TaskHandler]:
     return handlers
 
 
-def _include_router(app: FastAPI, plugin: str, router: APIRouter) -> None:
-    """Include a plugin's router only if every route declares a known action."""
+def _include_router(app: FastAPI, plugin: str, router: APIRouter) -> bool:
+    """Include a plugin's router only if every route declares a known action; returns
+    whether it was."""
     actions: dict[str, Action] = app.state.actions
     for route in walk_routes(router.routes):
         action = route_action(route)
@@ -184,12 +198,34 @@ def _include_router(app: FastAPI, plugin: str, router: APIRouter) -> None:
             continue
         app.state.plugins.degrade(plugin, problem + "; its routes were not added")
         log.error("plugin %s: %s", plugin, problem)
-        return
+        return False
     try:
         app.include_router(router)
     except Exception as exc:
         log.exception("plugin %s: its routes could not be added", plugin)
         app.state.plugins.degrade(plugin, f"its routes could not be added: {exc}")
+        return False
+    return True
+
+
+def _include_first(app: FastAPI, plugin: str, router: APIRouter, others: list[APIRouter]) -> bool:
+    """Include a ``hot_path`` router ahead of every route, unless one of its paths could
+    also be another route's: then the order would decide which answers, and it is refused.
+    Returns whether it was included."""
+    taken = [r.path for other in others for r in walk_routes(other.routes) if r.path is not None]
+    taken += [STATIC_PATH, STATIC_PATH + "/{path:path}"]
+    paths = [r.path for r in walk_routes(router.routes) if r.path is not None]
+    clashes = overlapping(paths, taken)
+    if clashes:
+        path, other = clashes[0]
+        problem = (
+            f"route {path} is marked hot_path but {other} could answer the same requests; "
+            "its routes were not added"
+        )
+        app.state.plugins.degrade(plugin, problem)
+        log.error("plugin %s: %s", plugin, problem)
+        return False
+    return _include_router(app, plugin, router)
 
 
 @asynccontextmanager

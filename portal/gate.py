@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
@@ -106,14 +106,14 @@ async def current_identity(request: Request, session: SessionDep) -> Identity:
     """Who is asking: a bearer token first, else the browser's session; 401 if nobody."""
     authorization = request.headers.get("authorization")
     if authorization is not None:
-        scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        secret = bearer_secret(authorization)
+        if secret is None:
             raise NotAuthenticated("expected `Authorization: Bearer pvd_...` (an API token)")
         cache: tokens.TokenCache = request.app.state.token_cache
-        remembered = cache.get(secret.strip())
+        remembered = cache.get(secret)
         if remembered is None:
-            identity = await run_in_threadpool(tokens.identify, session, secret.strip())
-            cache.put(secret.strip(), identity)
+            identity = await run_in_threadpool(tokens.identify, session, secret)
+            cache.put(secret, identity)
         else:
             identity = remembered
     else:
@@ -124,6 +124,14 @@ async def current_identity(request: Request, session: SessionDep) -> Identity:
         identity = found
     request.state.identity = identity
     return identity
+
+
+def bearer_secret(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None for any other."""
+    scheme, _, secret = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
 
 
 async def no_resource() -> Resource | None:
@@ -160,7 +168,7 @@ def requires(action: Action, *, resource: Callable[..., Any] = no_resource) -> A
             """Before the resource is looked up: a caller whose role cannot do the action
             at all is denied now, and learns nothing of the resource (not even whether it
             exists, or what a request for it must hold)."""
-            decision = await run_in_threadpool(_evaluate, request, action, identity, None)
+            decision = await run_in_threadpool(evaluate, request, action, identity, None)
             if not decision.allow:
                 await _deny(request, session, identity, action, None, list(decision.reasons))
                 raise denial(action, decision)
@@ -179,6 +187,7 @@ def requires(action: Action, *, resource: Callable[..., Any] = no_resource) -> A
             return identity
 
     gate.paved_action = action  # type: ignore[attr-defined]
+    gate.paved_has_resource = resource is not no_resource  # type: ignore[attr-defined]
     return Depends(gate)
 
 
@@ -201,10 +210,10 @@ async def _guard(
         await _deny(request, session, identity, action, target, [CSRF_REFUSED])
         raise Denied(CSRF_REFUSED, reasons=[CSRF_REFUSED], action=action.name)
     try:
-        if _decides_without_blocking(request):
-            decision = _evaluate(request, action, identity, target)
+        if decides_without_blocking(request.app):
+            decision = evaluate(request, action, identity, target)
         else:
-            decision = await run_in_threadpool(_evaluate, request, action, identity, target)
+            decision = await run_in_threadpool(evaluate, request, action, identity, target)
     except EngineUnavailable as exc:
         log.error("policy unavailable, %s denied: %s", action.name, exc)
         reason = f"the policy engine could not decide, so nothing is allowed: {exc.detail}"
@@ -219,9 +228,11 @@ async def _guard(
         db.on_failure(session, lambda failed, exc: record(failed, outcome="failed", **_error(exc)))
 
 
-def _decides_without_blocking(request: Request) -> bool:
-    return isinstance(request.app.state.policy, InProcessEngine) and not (
-        request.app.state.plugins.implements(POLICY_CONTEXT_HOOK)
+def decides_without_blocking(app: FastAPI) -> bool:
+    """Whether a decision can be made on the event loop: an in-process engine, and no
+    plugin's facts to fetch."""
+    return isinstance(app.state.policy, InProcessEngine) and not (
+        app.state.plugins.implements(POLICY_CONTEXT_HOOK)
     )
 
 
@@ -281,7 +292,7 @@ def denial(action: Action, decision: Decision) -> Denied:
     )
 
 
-def _evaluate(
+def evaluate(
     request: Request, action: Action, identity: Identity, target: Resource | None
 ) -> Decision:
     decision: Decision = request.app.state.policy.decide(

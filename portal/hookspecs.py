@@ -69,6 +69,8 @@ def paved_routes() -> list[APIRouter] | None:
     Called once when the app is assembled. Return ``fastapi.APIRouter`` objects; they are
     included as they are, so give them their own ``prefix`` (``/api/<area>`` for REST,
     ``/<area>`` for pages). Every route must declare its action with ``requires(...)``.
+    A router marked with ``hot_path`` is tried before every other route, and its reads are
+    answered ahead of the framework for callers the gate already let through.
     """
 
 

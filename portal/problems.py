@@ -94,7 +94,7 @@ def sign_in_url(request: Request) -> str:
     return "/auth/login?" + urlencode({"next": here})
 
 
-async def _paved_error(request: Request, exc: Exception) -> Response:
+async def respond_to_paved_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PavedError)
     if isinstance(exc, NotAuthenticated):
         # A person without a session is sent to sign in, and brought back afterwards.
@@ -200,7 +200,7 @@ async def respond_to_unexpected_error(request: Request, exc: Exception) -> Respo
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(PavedError, _paved_error)
+    app.add_exception_handler(PavedError, respond_to_paved_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, respond_to_unexpected_error)

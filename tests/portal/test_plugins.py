@@ -3,14 +3,18 @@
 from collections.abc import Callable
 
 import pytest
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from portal import NavItem
+from portal import NavItem, hot_path, requires
+from portal.actions import HOME_READ
 from portal.app import create_app
 from portal.demo import load_demo_data
+from portal.gate import walk_routes
 from portal.plugins import Plugins, PluginStatus
+from portal.routing import can_overlap
 from portal.settings import Settings
 from portal.tasks import get_task, list_tasks
 from portal.worker import Worker
@@ -248,6 +252,68 @@ def test_a_plugin_cannot_add_an_ungated_route(
             "route /metrics/extra is marked ungated; only the core's own probes may be; "
             "its routes were not added"
         ]
+
+
+def hot_router(path: str) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(path, dependencies=[requires(HOME_READ)])
+    def hot() -> dict[str, str]:
+        return {"answered_by": "hot"}
+
+    return hot_path(router)
+
+
+def test_a_router_hot_path_comes_before_every_route_and_answers(
+    settings: Settings, engine: Engine, plugins: Plugins, admin_headers: dict[str, str]
+) -> None:
+    with throwaway_plugin(plugins, "hot", paved_routes=lambda: [hot_router("/hot/{name}/go")]):
+        app = create_app(settings, plugins=plugins, engine=engine)
+        with TestClient(app, headers=admin_headers) as client:
+            answer = client.get("/hot/a/go")
+        first = next(walk_routes(app.router.routes[:1]))
+        assert plugins.records["hot"].status == PluginStatus.OK
+    assert first.path == "/hot/{name}/go"
+    # The serving plugin's predictions come next: it marks its router too.
+    assert next(walk_routes(app.router.routes[1:2])).path == "/serve/{name}/invocations"
+    assert answer.json() == {"answered_by": "hot"}
+
+
+def test_a_router_hot_path_that_could_shadow_a_route_is_refused(
+    settings: Settings, engine: Engine, plugins: Plugins, admin_headers: dict[str, str]
+) -> None:
+    router = hot_router("/api/auth/{what}")
+    with throwaway_plugin(plugins, "shadow", paved_routes=lambda: [router]):
+        app = create_app(settings, plugins=plugins, engine=engine)
+        with TestClient(app, headers=admin_headers) as client:
+            me = client.get("/api/auth/me")
+        assert plugins.records["shadow"].problems == [
+            "route /api/auth/{what} is marked hot_path but /api/auth/me could answer the "
+            "same requests; its routes were not added"
+        ]
+    assert me.json()["ref"] == "user:default/test-admin"
+
+
+@pytest.mark.parametrize(
+    ("path", "other", "expected"),
+    [
+        ("/serve/{name}/invocations", "/serving/deployments/{name}", False),
+        ("/serve/{name}/invocations", "/serving", False),
+        ("/serve/{name}/invocations", "/serve/{name}/other", True),
+        ("/serve/{name}/invocations", "/serve/x/invocations", True),
+        ("/serve/{name}/invocations", "/{page}", True),
+        ("/serve/{name}/invocations", "/", False),
+        ("/serve/{name}/invocations", "/static/{path:path}", False),
+        ("/healthz", "/healthz", True),
+        ("/healthz", "/readyz", False),
+        ("/a{b}", "/ab", True),
+    ],
+)
+def test_when_two_route_paths_can_answer_the_same_request(
+    path: str, other: str, expected: bool
+) -> None:
+    assert can_overlap(path, other) is expected
+    assert can_overlap(other, path) is expected
 
 
 def test_a_problem_said_again_of_a_plugin_is_recorded_once() -> None:
