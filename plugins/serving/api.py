@@ -15,7 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 from starlette.responses import Response
 
-from plugins.serving import actions, service
+from plugins.serving import actions, service, views
+from plugins.serving.alerts import find_alerts
 from plugins.serving.models import (
     Deployment,
     DeploymentOut,
@@ -41,15 +42,30 @@ def traffic_of(request: Request) -> Traffic:
 
 
 def shown(
-    request: Request, deployment: Deployment, session: Session | None = None
+    request: Request,
+    deployment: Deployment,
+    session: Session | None = None,
+    *,
+    drift: list[DriftOut] | None = None,
 ) -> DeploymentOut:
+    """The deployment with its window's figures; with ``session``, one deployment's view:
+    its history and its alerts too (from ``drift``, or drift computed here)."""
     traffic = traffic_of(request)
-    return service.shown(
+    found = views.shown(
         deployment,
         base_url=str(request.base_url),
         metrics=dict(traffic.metrics.snapshot(deployment.name)),
         events=service.list_events(session, deployment) if session is not None else None,
     )
+    if session is not None:
+        settings = traffic.settings.serving
+        found.alerts = find_alerts(
+            found,
+            list_drift(request, deployment) if drift is None else drift,
+            min_requests=settings.min_canary_requests,
+            window=settings.metrics_window,
+        )
+    return found
 
 
 def list_drift(request: Request, deployment: Deployment) -> list[DriftOut]:
@@ -60,8 +76,8 @@ def list_metric_points(session: Session, name: str, minutes: int) -> list[Metric
     """The last ``minutes`` of ``name``'s per-minute figures, one point per version and
     minute."""
     service.get_deployment(session, name)
-    rows = service.metric_history(session, name, utcnow() - timedelta(minutes=minutes))
-    return service.merged_minutes(rows)
+    rows = views.metric_history(session, name, utcnow() - timedelta(minutes=minutes))
+    return views.merged_minutes(rows)
 
 
 @router.post("/deployments", status_code=202)

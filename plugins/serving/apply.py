@@ -12,7 +12,7 @@ from sqlmodel import Session, col
 from catalog import service as catalog
 from catalog.refs import parse_ref, ref_of
 from plugins.registry import service as registry
-from plugins.serving import service
+from plugins.serving import service, targets
 from plugins.serving.actions import DEPLOYMENT_CREATE
 from plugins.serving.drift import references_from_csv
 from plugins.serving.models import Deployment, MetricMinute
@@ -190,7 +190,7 @@ def _reference(
     try:
         with Session(ctx.engine) as session:
             facts = registry.model_facts(session, deployment.model, None, ctx.settings)
-            project = service.project_of(session, facts)
+            project = targets.project_of(session, facts)
             if project is None or project.model is None:
                 ctx.log("no drift reference: the model has no project in the catalog")
                 return {}

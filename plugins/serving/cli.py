@@ -109,6 +109,8 @@ def status(deployment: str | None) -> None:
     click.echo(f"  stable   {_version(item['stable_version'])}")
     click.echo(f"  canary   {_canary(item)}")
     click.echo(f"  url      {item['url']}")
+    for alert in item["alerts"]:
+        click.secho(f"  ! {alert}", fg="yellow")
     for version, figures in sorted(item["metrics"].items()):
         p50, p99 = _ms(figures["p50_ms"]), _ms(figures["p99_ms"])
         click.echo(

@@ -35,6 +35,7 @@ POLL_SECONDS = 0.1
 PING_TIMEOUT = 1.0
 STOP_GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 20
+BACKLOG = 2048  # uvicorn's own
 # Where the ``plugins`` package lives: put on the model server's PYTHONPATH, so that an
 # interpreter other than the portal's (``serving.python``) finds the module too.
 PLUGINS_ROOT = str(Path(plugins.__file__).resolve().parent.parent)
@@ -84,10 +85,9 @@ class LocalServers:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # guards the three dicts and sets below
+        self._lock = threading.Lock()  # guards the two dicts and the flag below
         self._servers: dict[tuple[str, str], ModelServer] = {}
         self._deployment_locks: dict[str, threading.Lock] = {}
-        self._reserved_ports: set[int] = set()  # of servers starting, not yet in _servers
         self._closed = False
 
     def apply(self, state: DeploymentState, settings: Settings, log: Log) -> dict[str, str]:
@@ -111,7 +111,6 @@ class LocalServers:
                 with self._lock:
                     if self._closed:
                         raise RuntimeFailed("the portal is stopping its model servers")
-                    self._reserved_ports.difference_update(s.port for s in starting)
                     for server in starting:
                         self._servers[state.name, server.spec.version] = server
                     retired = [
@@ -121,8 +120,6 @@ class LocalServers:
                     ]
             except BaseException:
                 _stop(starting, log)
-                with self._lock:
-                    self._reserved_ports.difference_update(s.port for s in starting)
                 raise
             for server in starting:
                 log(f"{server.label} answers at {server.url} (pid {server.process.pid})")
@@ -181,17 +178,20 @@ class LocalServers:
     def _start(
         self, deployment: str, spec: VersionSpec, settings: Settings, log: Log
     ) -> ModelServer:
-        port = self._reserve_port(settings.serving.ports)
-        try:
-            return self._spawn(deployment, spec, port, settings, log)
-        except BaseException:
-            with self._lock:
-                self._reserved_ports.discard(port)
-            raise
+        # The parent binds the port and the server inherits the listening socket: no other
+        # process can take the port in the seconds the server takes to load its model.
+        with _listen_on_free_port(settings.serving.ports) as listener:
+            return self._spawn(deployment, spec, listener, settings, log)
 
     def _spawn(
-        self, deployment: str, spec: VersionSpec, port: int, settings: Settings, log: Log
+        self,
+        deployment: str,
+        spec: VersionSpec,
+        listener: socket.socket,
+        settings: Settings,
+        log: Log,
     ) -> ModelServer:
+        port = listener.getsockname()[1]
         folder = (settings.data_dir / "serving" / _path_part(deployment)).absolute()
         folder.mkdir(parents=True, exist_ok=True)
         log_path = folder / f"{_path_part(spec.version)}.log"
@@ -202,10 +202,8 @@ class LocalServers:
             "plugins.serving.model_server",
             "--model-uri",
             spec.model_uri,
-            "--port",
-            str(port),
-            "--host",
-            HOST,
+            "--fd",
+            str(listener.fileno()),
         ]
         log(f"starting the model server of {spec.model} v{spec.version} on port {port}")
         # Appended to: what an earlier process of this version wrote stays for a post-mortem.
@@ -219,6 +217,7 @@ class LocalServers:
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: Ctrl-C reaches the portal
+                    pass_fds=(listener.fileno(),),
                 )
             except OSError as exc:
                 raise RuntimeFailed(
@@ -226,17 +225,6 @@ class LocalServers:
                     f"{python}: {exc.strerror or exc}"
                 ) from None
         return ModelServer(deployment, spec, port, process, log_path, log_offset)
-
-    def _reserve_port(self, ports: tuple[int, int]) -> int:
-        """A port of the range that no server of ours holds and nothing listens on."""
-        low, high = ports
-        with self._lock:
-            taken = self._reserved_ports | {s.port for s in self._servers.values()}
-            for port in range(low, high + 1):
-                if port not in taken and _is_free(port):
-                    self._reserved_ports.add(port)
-                    return port
-        raise RuntimeFailed(f"no free port for a model server in {low}-{high} (serving.ports)")
 
     @staticmethod
     def _wait_until_ready(servers: list[ModelServer], timeout: float, log: Log) -> None:
@@ -328,15 +316,22 @@ def _environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
+def _listen_on_free_port(ports: tuple[int, int]) -> socket.socket:
+    """A listening socket on the first port of the range that nothing holds (the servers of
+    this portal included: each holds its own)."""
+    low, high = ports
+    for port in range(low, high + 1):
+        listener = socket.socket()
         # As uvicorn binds: a port whose old connections linger in TIME_WAIT is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((HOST, port))
+            listener.bind((HOST, port))
+            listener.listen(BACKLOG)
         except OSError:
-            return False
-    return True
+            listener.close()
+            continue
+        return listener
+    raise RuntimeFailed(f"no free port for a model server in {low}-{high} (serving.ports)")
 
 
 def _answers_ping(client: httpx.Client, url: str) -> bool:

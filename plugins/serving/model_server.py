@@ -1,6 +1,10 @@
 """The process that serves one model version: MLflow's own scoring server app under uvicorn.
 
     python -m plugins.serving.model_server --model-uri models:/churn/3 --port 8101
+    python -m plugins.serving.model_server --model-uri models:/churn/3 --fd 3
+
+With ``--fd`` it serves on a listening socket it inherited (the local runtime binds the
+port before it starts the process, so no other process can take it while MLflow loads).
 
 It answers MLflow's scoring protocol: ``POST /invocations`` (``dataframe_split``,
 ``dataframe_records``, ``instances``, ``inputs``; CSV too), ``GET /ping`` and ``GET /health``
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -32,8 +37,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Serve one MLflow model version with MLflow's scoring protocol.",
     )
     parser.add_argument("--model-uri", required=True, help="models:/name/3, runs:/..., a path")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--host", default=HOST, help=f"default: {HOST}")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", type=int, help="bind this port of --host")
+    where.add_argument("--fd", type=int, help="serve on this inherited listening socket")
+    parser.add_argument("--host", default=HOST, help=f"with --port; default: {HOST}")
     return parser.parse_args(argv)
 
 
@@ -54,14 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _fail_as_server_errors(model)
     # uvicorn stops on SIGTERM after the requests in flight; access logs would grow
     # the log file by a line a request.
-    uvicorn.run(
+    config = uvicorn.Config(
         init(model),
         host=arguments.host,
-        port=arguments.port,
+        port=arguments.port or 0,
         access_log=False,
         log_level="info",
         timeout_graceful_shutdown=10,
     )
+    listener = None if arguments.fd is None else socket.socket(fileno=arguments.fd)
+    uvicorn.Server(config).run(sockets=None if listener is None else [listener])
     return 0
 
 

@@ -189,6 +189,9 @@ class DeploymentOut(BaseModel):
     updated_at: datetime
     metrics: dict[str, VersionMetricsOut] = PydanticField(default_factory=dict)
     events: list[EventOut] = PydanticField(default_factory=list)
+    # Drift past its threshold, and the stable version's error rate or p99 past monitoring's
+    # (shown for one deployment, not in lists).
+    alerts: list[str] = PydanticField(default_factory=list)
 
 
 class MetricPoint(BaseModel):

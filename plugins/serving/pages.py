@@ -19,7 +19,7 @@ from catalog.pages import entity_url
 from catalog.refs import EntityRef
 from plugins.registry import service as registry
 from plugins.serving import actions, api, service
-from plugins.serving.models import DeploymentOut, DeploymentPatch, DriftOut, VersionMetricsOut
+from plugins.serving.models import DeploymentOut, DeploymentPatch, VersionMetricsOut
 from plugins.serving.resources import (
     canary_percent_from_form,
     deploy_from_form,
@@ -93,42 +93,6 @@ def list_version_rows(deployment: DeploymentOut) -> list[VersionRow]:
     ]
 
 
-def find_alerts(
-    deployment: DeploymentOut, drift: list[DriftOut], *, min_requests: int, window: float
-) -> list[str]:
-    """What needs a look, in plain words: each feature drifting past its threshold, and the
-    stable version's error rate or p99 past the thresholds of the project's monitoring.
-
-    The figures count once the stable version has answered ``min_requests`` requests in the
-    window, as for the canary's judge: with fewer, one slow or failed request says little.
-    """
-    alerts = [
-        f"Drift: {found.feature} has a PSI of {found.psi:.2f} over {found.observed} observed "
-        f"values, above the threshold {found.threshold:g}."
-        for found in drift
-        if found.alert and found.psi is not None
-    ]
-    monitoring = deployment.monitoring or {}
-    stable = deployment.metrics.get(deployment.stable_version or "")
-    if not monitoring.get("enabled") or stable is None or stable.requests < min_requests:
-        return alerts
-    seconds = f"{window:g} s"
-    max_error_rate = monitoring.get("maxErrorRate")
-    if max_error_rate is not None and stable.error_rate > float(max_error_rate):
-        alerts.append(
-            f"Errors: v{deployment.stable_version} failed {stable.error_rate * 100:.1f}% of "
-            f"{stable.requests} requests in the last {seconds}; monitoring allows "
-            f"{float(max_error_rate) * 100:g}%."
-        )
-    max_p99_ms = monitoring.get("maxP99Ms")
-    if max_p99_ms is not None and stable.p99_ms is not None and stable.p99_ms > float(max_p99_ms):
-        alerts.append(
-            f"Latency: v{deployment.stable_version} answered with a p99 of {stable.p99_ms:.0f} ms "
-            f"in the last {seconds}; monitoring allows {float(max_p99_ms):g} ms."
-        )
-    return alerts
-
-
 def can_roll_back(deployment: DeploymentOut) -> bool:
     """Whether Rollback has something to do (the service says why not, otherwise)."""
     previous_runs = deployment.previous_version in deployment.endpoints
@@ -150,17 +114,12 @@ def deployments_page(request: Request, session: SessionDep) -> HTMLResponse:
 def deployment_page(name: str, request: Request, session: SessionDep) -> HTMLResponse:
     """A deployment: what serves, alerts, figures, charts, drift, history and its buttons."""
     found = service.get_deployment(session, name)
-    deployment = api.shown(request, found, session)
     drift = api.list_drift(request, found)
+    deployment = api.shown(request, found, session, drift=drift)
     serving_settings = _settings(request).serving
     context: dict[str, Any] = {
         "deployment": deployment,
-        "alerts": find_alerts(
-            deployment,
-            drift,
-            min_requests=serving_settings.min_canary_requests,
-            window=serving_settings.metrics_window,
-        ),
+        "alerts": deployment.alerts,
         "versions": list_version_rows(deployment),
         "window": serving_settings.metrics_window,
         "drift": drift,

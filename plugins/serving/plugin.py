@@ -16,7 +16,7 @@ from plugins.serving.kubernetes import kubernetes_runtime
 from plugins.serving.local import LOCAL, stop_servers
 from plugins.serving.runtimes import ServingRuntime
 from plugins.serving.traffic import Traffic
-from portal import Action, EntityTab, NavItem, Settings, TaskHandler, hookimpl
+from portal import Action, EntityTab, NavItem, Settings, TaskHandler, hookimpl, hot_path
 
 log = logging.getLogger("paved.serving")
 
@@ -31,7 +31,8 @@ def paved_actions() -> list[Action]:
 
 @hookimpl
 def paved_routes() -> list[APIRouter]:
-    return [api.router, api.serve_router, pages.router]
+    # Predictions are the hot path: their router is tried before every other route.
+    return [hot_path(api.serve_router), api.router, pages.router]
 
 
 @hookimpl

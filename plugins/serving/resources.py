@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from plugins.serving import service
+from plugins.serving import service, targets
 from plugins.serving.models import DeployIn, DeploymentPatch
 from portal import Resource, Settings
 from portal.db import SessionDep
@@ -23,7 +23,7 @@ def _settings(request: Request) -> Settings:
 
 async def _target(request: Request, session: SessionDep, asked: DeployIn) -> Resource:
     target = await run_in_threadpool(
-        service.find_target, session, asked, _settings(request), request.app.state.serving_runtimes
+        targets.find_target, session, asked, _settings(request), request.app.state.serving_runtimes
     )
     request.state.target = target
     return target.resource()

@@ -9,33 +9,23 @@ nothing, so the previous versions keep serving.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
-from catalog import service as catalog
-from catalog.refs import parse_ref, ref_of
 from plugins.registry import service as registry
 from plugins.serving.models import (
-    DeployIn,
     Deployment,
     DeploymentEvent,
-    DeploymentOut,
-    EventOut,
-    MetricMinute,
-    MetricPoint,
-    VersionMetricsOut,
 )
 from plugins.serving.runtimes import ServingRuntime
-from plugins.training.projects import Project, find_project
+from plugins.serving.targets import Target
 from portal import (
     Conflict,
     Identity,
     InvalidInput,
     NotFound,
-    PavedError,
     Resource,
     Settings,
     audit,
@@ -49,7 +39,6 @@ RUNTIMES_HOOK = "paved_serving_runtimes"
 # Who the audit log names for what Paved does by itself.
 JUDGE = "paved:canary-judge"
 RESTORER = "paved:serving"
-CLASSIFICATION_APPROVED_BY = "paved.dev/classification-approved-by"
 
 
 class Router(Protocol):
@@ -109,164 +98,6 @@ def available_runtimes(plugins: Plugins | None, settings: Settings) -> dict[str,
             continue
         found[runtime.name] = runtime
     return found
-
-
-# -- What a deploy is about -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """A deploy request with everything the policy and the deploy need, found once."""
-
-    asked: DeployIn
-    name: str
-    runtime: str
-    facts: registry.ModelFacts
-    project: Project | None
-    existing: Deployment | None
-    datasets: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def serving(self) -> dict[str, Any]:
-        return dict(self.project.settings.get("serving") or {}) if self.project else {}
-
-    @property
-    def monitoring(self) -> dict[str, Any]:
-        return dict(self.project.settings.get("monitoring") or {}) if self.project else {}
-
-    @property
-    def owner(self) -> str:
-        return self.facts.owner or (self.project.owner if self.project else "") or ""
-
-    def resource(self) -> Resource:
-        return Resource(
-            ref=f"deployment:{self.name}",
-            kind="Deployment",
-            owner=self.owner or None,
-            facts={
-                "deployment": self.name,
-                "environment": self.asked.environment,
-                "runtime": self.runtime,
-                "model": self.facts.name,
-                "model_ref": self.facts.ref,
-                "version": self.asked.version,
-                "canary_percent": self.asked.canary_percent,
-                "approved": self.facts.is_approved,
-                "registered_by": self.facts.requested_by,
-                "datasets": self.datasets,
-                "monitoring": monitoring_facts(self.monitoring),
-            },
-        )
-
-
-def monitoring_facts(monitoring: dict[str, Any]) -> dict[str, Any]:
-    """What the policy is told of a project's monitoring section: configured means enabled
-    with at least one threshold to raise an alert on."""
-    thresholds = {
-        name: monitoring.get(name) for name in ("maxErrorRate", "maxP99Ms", "driftThreshold")
-    }
-    has_threshold = any(monitoring.get(name) is not None for name in ("maxErrorRate", "maxP99Ms"))
-    return {
-        "enabled": bool(monitoring.get("enabled")),
-        "configured": bool(monitoring.get("enabled")) and has_threshold,
-        **thresholds,
-    }
-
-
-def find_target(
-    session: Session, asked: DeployIn, settings: Settings, runtimes: dict[str, ServingRuntime]
-) -> Target:
-    """Check a deploy request against the registry, the catalog and the settings."""
-    environments = settings.serving.environments
-    if asked.environment not in environments:
-        raise InvalidInput.for_field(
-            "environment", f"{asked.environment!r} is not an environment", " or ".join(environments)
-        )
-    facts = registry.model_facts(session, asked.model, asked.version, settings)
-    project = project_of(session, facts)
-    name = asked.name or default_name(asked.model, asked.environment)
-    existing = session.exec(select(Deployment).where(col(Deployment.name) == name)).first()
-    if existing is not None and existing.model != asked.model:
-        raise Conflict(f"deployment {name} serves model {existing.model}, not {asked.model}")
-    serving = dict(project.settings.get("serving") or {}) if project else {}
-    runtime = (
-        asked.runtime
-        or (existing.runtime if existing else None)
-        or serving.get("runtime")
-        or settings.serving.default_runtime
-    )
-    if runtime not in runtimes:
-        raise InvalidInput.for_field(
-            "runtime", f"{runtime!r} is not a serving runtime here", " or ".join(sorted(runtimes))
-        )
-    if existing is not None and existing.runtime != runtime:
-        raise Conflict(
-            f"deployment {name} runs on {existing.runtime}; delete it to move it to {runtime}"
-        )
-    trained_on = project.trained_on if project else _trained_on(facts)
-    return Target(
-        asked=asked,
-        name=name,
-        runtime=runtime,
-        facts=facts,
-        project=project,
-        existing=existing,
-        datasets=[dataset_facts(session, ref) for ref in trained_on],
-    )
-
-
-def default_name(model: str, environment: str) -> str:
-    text = f"{model}-{environment}".lower()
-    cleaned = "".join(c if c.isalnum() else "-" for c in text).strip("-")
-    return cleaned[:63].rstrip("-") or "deployment"
-
-
-def project_of(session: Session, facts: registry.ModelFacts) -> Project | None:
-    """The model's project (its paved-project.yaml), when its Model entity has one. A model
-    without a project is served with the defaults; a project file that is wrong is an
-    error, not a reason to deploy without its monitoring."""
-    if facts.entity is None:
-        return None
-    try:
-        return find_project(session, facts.ref, field="model")
-    except InvalidInput as exc:
-        if all(problem.field == "model" for problem in exc.errors):
-            return None  # no Component names or holds this Model
-        raise
-
-
-def _trained_on(facts: registry.ModelFacts) -> list[str]:
-    if facts.entity is None:
-        return []
-    return [str(ref) for ref in facts.entity.body.get("spec", {}).get("trainedOn", [])]
-
-
-def dataset_facts(session: Session, ref: str) -> dict[str, Any]:
-    """A training dataset as the production rule sees it: its classification, and who
-    approved it (the ``paved.dev/classification-approved-by`` annotation, reviewed with the
-    catalog file). A PII scan's result comes from the plugin that scans
-    (``input.context.pii_scans``)."""
-    try:
-        parsed = parse_ref(ref, field="trainedOn", default_kind="dataset")
-        entity = catalog.get_entity(session, parsed)
-    except PavedError:
-        return {
-            "ref": ref,
-            "found": False,
-            "classification": None,
-            "classification_approved": False,
-        }
-    body = entity.body
-    approved_by = (body.get("metadata", {}).get("annotations") or {}).get(
-        CLASSIFICATION_APPROVED_BY
-    )
-    return {
-        "ref": ref_of(body).text,
-        "found": True,
-        "classification": body.get("spec", {}).get("classification"),
-        "classification_approved": bool(approved_by),
-        "classification_approved_by": approved_by,
-    }
 
 
 # -- Changing deployments (in a request's transaction) --------------------------------------
@@ -573,69 +404,6 @@ def describe_pending(pending: dict[str, Any]) -> str:
     return f"v{pending.get('stable')}"
 
 
-# -- Showing ---------------------------------------------------------------------------------
-
-
-def thresholds(deployment: Deployment) -> dict[str, float | None]:
-    """The canary's thresholds (``serving.canary``), else the monitoring ones."""
-    canary = dict((deployment.serving or {}).get("canary") or {})
-    monitoring = deployment.monitoring or {}
-    error_rate = canary.get("maxErrorRate", monitoring.get("maxErrorRate"))
-    p99 = canary.get("maxP99Ms", monitoring.get("maxP99Ms"))
-    return {
-        "max_error_rate": float(error_rate) if error_rate is not None else None,
-        "max_p99_ms": float(p99) if p99 is not None else None,
-        "drift_threshold": float(monitoring.get("driftThreshold", 0.2)),
-    }
-
-
-def shown(
-    deployment: Deployment,
-    *,
-    base_url: str = "",
-    metrics: dict[str, Any] | None = None,
-    events: list[DeploymentEvent] | None = None,
-) -> DeploymentOut:
-    return DeploymentOut(
-        name=deployment.name,
-        model=deployment.model,
-        model_ref=deployment.model_ref,
-        project=deployment.project,
-        owner=deployment.owner,
-        environment=deployment.environment,
-        runtime=deployment.runtime,
-        status=deployment.status,
-        message=deployment.message,
-        stable_version=deployment.stable_version,
-        canary_version=deployment.canary_version,
-        canary_percent=deployment.canary_percent,
-        previous_version=deployment.previous_version,
-        pending=deployment.pending,
-        endpoints=deployment.endpoints,
-        url=f"{base_url.rstrip('/')}/serve/{deployment.name}/invocations",
-        task_id=deployment.task_id,
-        monitoring=deployment.monitoring,
-        thresholds=thresholds(deployment),
-        created_by=deployment.created_by,
-        created_at=deployment.created_at,
-        updated_at=deployment.updated_at,
-        metrics={
-            version: VersionMetricsOut.model_validate(summary)
-            for version, summary in (metrics or {}).items()
-        },
-        events=[EventOut.model_validate(event, from_attributes=True) for event in events or []],
-    )
-
-
-def metric_history(session: Session, name: str, since: Any) -> list[MetricMinute]:
-    query = (
-        select(MetricMinute)
-        .where(col(MetricMinute.deployment) == name, col(MetricMinute.minute) >= since)
-        .order_by(col(MetricMinute.minute), col(MetricMinute.version))
-    )
-    return list(session.exec(query).all())
-
-
 def automatic_rollback(session: Session, name: str, reason: str) -> Deployment | None:
     """The canary's judge found it failing: send all traffic to stable, in the same
     transaction as its event and audit event. None when there is no canary any more."""
@@ -655,39 +423,3 @@ def automatic_rollback(session: Session, name: str, reason: str) -> Deployment |
         detail={"automatic": True, "canary_version": canary, "reason": reason},
     )
     return deployment
-
-
-def merged_minutes(rows: list[MetricMinute]) -> list[MetricPoint]:
-    """One point per minute and version, adding up what each portal process wrote (their
-    percentiles cannot be added: the highest is shown)."""
-    merged: dict[tuple[Any, str], MetricPoint] = {}
-    for row in rows:
-        key = (row.minute, row.version)
-        found = merged.get(key)
-        if found is None:
-            merged[key] = MetricPoint(
-                minute=row.minute,
-                version=row.version,
-                requests=row.requests,
-                errors=row.errors,
-                error_rate=row.errors / row.requests if row.requests else 0.0,
-                p50_ms=row.p50_ms,
-                p99_ms=row.p99_ms,
-            )
-            continue
-        requests = found.requests + row.requests
-        errors = found.errors + row.errors
-        merged[key] = found.model_copy(
-            update={
-                "requests": requests,
-                "errors": errors,
-                "error_rate": errors / requests if requests else 0.0,
-                "p50_ms": _highest(found.p50_ms, row.p50_ms),
-                "p99_ms": _highest(found.p99_ms, row.p99_ms),
-            }
-        )
-    return list(merged.values())
-
-
-def _highest(a: float | None, b: float | None) -> float | None:
-    return max((v for v in (a, b) if v is not None), default=None)

@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from plugins.serving import service
+from plugins.serving import service, views
 from plugins.serving.drift import FeatureStats, population_stability_index
 from plugins.serving.models import Deployment, MetricMinute
 from plugins.serving.router import (
@@ -217,7 +217,7 @@ class Traffic:
             return Entry(None, EngineUnavailable(f"deployment {name} is being removed"), now)
         stable = deployment.stable_version
         endpoints = deployment.endpoints or {}
-        limits = service.thresholds(deployment)
+        limits = views.thresholds(deployment)
         if stable is not None and SPLIT_BY_RUNTIME in endpoints:
             route = Route(name, stable, endpoints[SPLIT_BY_RUNTIME])
             return Entry(route, None, now)
@@ -272,7 +272,7 @@ class Traffic:
     def drift(self, deployment: Deployment) -> list[dict[str, Any]]:
         """Each feature of the training data: its PSI over the requests seen (None until
         ``DRIFT_MIN_VALUES`` of them), and whether it is over the threshold."""
-        threshold = service.thresholds(deployment)["drift_threshold"] or 0.2
+        threshold = views.thresholds(deployment)["drift_threshold"] or 0.2
         stats = self.features(deployment.name)
         found = []
         for feature, reference in sorted((deployment.reference or {}).items()):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from kubernetes_api import FakeApiServer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -240,3 +241,17 @@ def run_tasks(worker: Worker) -> int:
 def dave(client_as: ClientFactory) -> TestClient:
     """Another team's ML engineer... with the data scientist's role only."""
     return client_as("data_scientist", user=DAVE, groups=[SEARCH])
+
+
+@pytest.fixture
+def api_server() -> Iterator[FakeApiServer]:
+    """A fake Kubernetes API server holding the kinds the serving runtime sends."""
+    with FakeApiServer(
+        (
+            "serving.kserve.io/v1beta1/inferenceservices",
+            "apps/v1/deployments",
+            "v1/services",
+            "autoscaling/v2/horizontalpodautoscalers",
+        )
+    ) as server:
+        yield server

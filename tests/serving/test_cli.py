@@ -59,6 +59,15 @@ def test_deploy_rollback_status_and_logs_from_a_terminal(
         assert rolled.returncode == 0, rolled.stderr
         assert f"canary v{second} rolled back; v{first} takes all traffic" in rolled.stdout
 
+        metrics = app.state.serving_traffic.metrics.for_version("churn-staging", first)
+        for index in range(20):  # what the router records of answers, a quarter of them failed
+            metrics.record(40.0, index % 4 == 0)
+        alerted = paved("status", "churn-staging", env=as_alice)
+        assert (
+            f"  ! Errors: v{first} failed 25.0% of 20 requests in the last 60 s; monitoring "
+            "allows 5%." in alerted.stdout.splitlines()
+        )
+
         logs = paved("logs", "churn-staging", env=as_alice)
         assert logs.returncode == 0
         assert "bringing churn-staging to" in logs.stdout

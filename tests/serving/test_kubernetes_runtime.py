@@ -11,7 +11,6 @@ a thread with its own event loop instead (``FakeApiServer``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +49,6 @@ def _client_imported() -> None:
     from kubernetes import client
 
     client.AppsV1Api, client.CoreV1Api, client.AutoscalingV2Api, client.CustomObjectsApi  # noqa: B018
-
-
-@pytest.fixture
-def api_server() -> Iterator[FakeApiServer]:
-    with FakeApiServer(
-        (
-            "serving.kserve.io/v1beta1/inferenceservices",
-            "apps/v1/deployments",
-            "v1/services",
-            "autoscaling/v2/horizontalpodautoscalers",
-        )
-    ) as server:
-        yield server
 
 
 def settings_for(tmp_path: Path, url: str, mode: str = "kserve") -> Settings:

@@ -242,16 +242,43 @@ def test_a_server_that_never_answers_is_stopped_after_the_start_timeout(
     assert servers.server(DEPLOYMENT, "7") is None
 
 
-# Answers GET /ping on the port of the model server's command line ("$6"), in ~50 ms.
+# Answers GET /ping on the listening socket the runtime passes ("--fd N": "$6"), in ~50 ms;
+# first it says whether another process could still bind that socket's port.
 PING_SERVER = f"""exec {sys.executable} -c '
-import http.server, sys
+import http.server, socket, sys
+listener = socket.socket(fileno=int(sys.argv[1]))
+port = listener.getsockname()[1]
+with socket.socket() as other:
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        other.bind(("127.0.0.1", port))
+        print(f"port {{port}} was free", flush=True)
+    except OSError:
+        print(f"port {{port}} is held", flush=True)
 class Ping(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200)
         self.end_headers()
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ping).serve_forever()
+server = http.server.HTTPServer(listener.getsockname(), Ping, bind_and_activate=False)
+server.socket.close()
+server.socket = listener
+server.serve_forever()
 ' "$6"
 """
+
+
+def test_a_server_starts_on_a_port_already_held_for_it(
+    tmp_path: Path, settings: Settings, servers: LocalServers
+) -> None:
+    """No other process can take the port while the server loads its model: the runtime
+    binds it first and the server inherits the listening socket."""
+    settings = with_python(settings, stand_in(tmp_path, PING_SERVER))
+    servers.apply(state(SPEC), settings, Lines())
+
+    server = servers.server(DEPLOYMENT, "7")
+    assert server is not None
+    assert server.log_tail()[0] == f"port {server.port} is held"
+    assert httpx.get(f"{server.url}/ping").status_code == 200
 
 
 def test_a_server_that_died_is_started_again_by_the_next_apply(

@@ -243,6 +243,9 @@ def test_the_deployment_page_shows_alerts_figures_and_drift(
     assert re.search(r"Drift: amount has a PSI of \d+\.\d\d over 400 observed values, above", said)
     assert "Errors: v1 failed 20.0% of 20 requests in the last 60 s; monitoring allows 5%." in said
     assert "Latency: v1 answered with a p99 of 1500 ms in the last 60 s; monitoring allows" in said
+    shown = alice.get(f"/api/serving/deployments/{STAGING}").json()  # the API says the same
+    assert [alert.split(":")[0] for alert in shown["alerts"]] == ["Drift", "Errors", "Latency"]
+    assert all(alert in said for alert in shown["alerts"])
     words = text_of(page.text)
     assert "v1 stable 20 20.0% 40 ms 1500 ms" in words  # the window's figures
     assert re.search(r"v1 20 4 20\.0% \d+ ms 1500 ms", words)  # the minute's, without charts

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -286,7 +287,9 @@ def model_server_double() -> FastAPI:
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         body = await request.body()
-        status = json.loads(body).get("status", 200)
+        asked = json.loads(body)
+        await asyncio.sleep(asked.get("sleep", 0))
+        status = asked.get("status", 200)
         content_type = request.headers.get("content-type", "")
         answer = json.dumps({"echo": body.decode(), "content_type": content_type})
         return Response(answer, status_code=status, media_type="application/json")
@@ -294,17 +297,20 @@ def model_server_double() -> FastAPI:
     return app
 
 
-def forward_all(url: str, statuses: list[int], metrics: Metrics) -> list[Forwarded]:
-    """Forward one request to version 4 at ``url`` for each status the answer should have."""
+def forward_all(
+    url: str, statuses: list[int], metrics: Metrics, *, sleep: float = 0, timeout: float = 30
+) -> list[Forwarded]:
+    """Forward one request to version 4 at ``url`` for each status the answer should have;
+    the model server waits ``sleep`` seconds before each answer."""
 
     async def run() -> list[Forwarded]:
-        async with Forwarder(metrics) as forwarder:
+        async with Forwarder(metrics, timeout=timeout) as forwarder:
             return [
                 await forwarder.forward_to(
                     "churn-production",
                     "4",
                     url,
-                    json.dumps({"status": status}).encode(),
+                    json.dumps({"status": status, "sleep": sleep}).encode(),
                     "application/json",
                 )
                 for status in statuses
@@ -321,7 +327,7 @@ def test_forwarding_passes_the_answer_and_records_its_latency() -> None:
     assert (answer.version, answer.status) == ("4", 200)
     assert answer.headers == {"content-type": "application/json"}
     assert json.loads(answer.body) == {
-        "echo": '{"status": 200}',
+        "echo": '{"status": 200, "sleep": 0}',
         "content_type": "application/json",
     }
     summary = metrics.snapshot("churn-production")["4"]
@@ -350,6 +356,42 @@ def test_a_server_that_is_down_answers_503_and_counts_as_an_error() -> None:
     problem = json.loads(answer.body)
     assert problem["status"] == 503
     assert problem["detail"] == f"the model server of churn-production v4 at {url} is down"
+    assert metrics.snapshot("churn-production")["4"]["errors"] == 1
+
+
+def test_a_server_that_does_not_answer_in_time_answers_504() -> None:
+    metrics = Metrics(60)
+    with serve_in_thread(model_server_double()) as url:
+        answers = forward_all(url, [200, 200], metrics, sleep=0.5, timeout=0.2)
+
+    assert [answer.status for answer in answers] == [504, 504]
+    problem = json.loads(answers[0].body)
+    assert problem["detail"] == "the model server of churn-production v4 did not answer in time"
+    assert all(answer.latency_ms < 450 for answer in answers)  # it did not wait for the answer
+    assert metrics.snapshot("churn-production")["4"]["errors"] == 2
+
+
+def test_a_server_that_hangs_up_answers_502() -> None:
+    metrics = Metrics(60)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+        def hang_up() -> None:
+            connection, _ = listener.accept()
+            connection.recv(65536)
+            connection.close()  # the request was read; no answer comes
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hung_up = pool.submit(hang_up)
+            (answer,) = forward_all(url, [200], metrics)
+            hung_up.result(timeout=5)
+
+    assert answer.status == 502
+    assert json.loads(answer.body)["detail"].startswith(
+        "the model server of churn-production v4 broke off: "
+    )
     assert metrics.snapshot("churn-production")["4"]["errors"] == 1
 
 
