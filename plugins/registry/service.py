@@ -4,6 +4,7 @@ Paved keeps beside them."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,8 @@ from portal.tracking import model_version_url, register_model, run_url, tracking
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 PRODUCTION_ALIAS = "champion"
+PAGE_SIZE = 1000  # models or versions in one MLflow search
+ENTITY_CHUNK = 100  # registered models whose entities one catalog query looks up
 REGISTERED_BY = "paved.registered_by"
 
 
@@ -102,13 +105,26 @@ def get_model_version(settings: Settings, name: str, version: str) -> Any:
     return _mlflow_errors(lambda: client.get_model_version(name, version))
 
 
-def list_models(session: Session, settings: Settings) -> list[ModelOut]:
+def list_models(
+    session: Session, settings: Settings, *, page_size: int = PAGE_SIZE
+) -> list[ModelOut]:
+    """Every registered model with its version count and latest version: MLflow is asked
+    for every model and every version a page at a time, and the catalog for the Model
+    entities once per hundred models, however many models there are."""
     client = tracking_client(settings)
-    found = _mlflow_errors(lambda: client.search_registered_models(max_results=1000))
+    models = _every_page(
+        lambda token: client.search_registered_models(max_results=page_size, page_token=token)
+    )
+    versions: dict[str, list[int]] = {}
+    for version in _every_page(
+        lambda token: client.search_model_versions(max_results=page_size, page_token=token)
+    ):
+        versions.setdefault(version.name, []).append(int(version.version))
+    entities = _model_entities(session, [model.name for model in models])
     shown = []
-    for model in found:
-        entity = model_entity(session, model.name)
-        versions = model.latest_versions or []
+    for model in models:
+        entity = entities.get(model.name)
+        numbers = versions.get(model.name, [])
         shown.append(
             ModelOut(
                 name=model.name,
@@ -116,16 +132,44 @@ def list_models(session: Session, settings: Settings) -> list[ModelOut]:
                 entity=str(ref_of(entity.body)) if entity else None,
                 owner=(entity.body.get("spec", {}).get("owner") if entity else None),
                 aliases={alias: str(v) for alias, v in (model.aliases or {}).items()},
-                latest_version=max((str(v.version) for v in versions), key=int, default=None),
-                versions=len(
-                    _mlflow_errors(
-                        lambda name=model.name: client.search_model_versions(f"name='{name}'")
-                    )
-                ),
+                latest_version=str(max(numbers)) if numbers else None,
+                versions=len(numbers),
                 tags=dict(model.tags or {}),
             )
         )
     return shown
+
+
+def _every_page(fetch: Callable[[str | None], Any]) -> list[Any]:
+    """Every item of an MLflow search, following its page tokens."""
+    found: list[Any] = []
+    token = None
+    while True:
+        page = _mlflow_errors(lambda asked=token: fetch(asked))
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def _model_entities(session: Session, names: list[str]) -> dict[str, CatalogEntity]:
+    """The Model entity of each registered model of ``names``, as ``model_entity`` finds
+    it, in one catalog query per ``ENTITY_CHUNK`` names."""
+    by_model: dict[str, CatalogEntity] = {}
+    by_name: dict[str, CatalogEntity] = {}
+    for start in range(0, len(names), ENTITY_CHUNK):
+        chunk = names[start : start + ENTITY_CHUNK]
+        filters = [f"kind=model,spec.registeredModel={name}" for name in chunk]
+        filters += [f"kind=model,metadata.namespace=default,metadata.name={name}" for name in chunk]
+        for entity in catalog.search_entities(session, filters, "", limit=2 * len(filters)):
+            registered = entity.body.get("spec", {}).get("registeredModel")
+            if isinstance(registered, str):
+                by_model.setdefault(registered, entity)
+            metadata = entity.body.get("metadata", {})
+            if metadata.get("namespace", "default") == "default":
+                by_name.setdefault(metadata.get("name", ""), entity)
+    found = {name: by_model.get(name) or by_name.get(name) for name in names}
+    return {name: entity for name, entity in found.items() if entity is not None}
 
 
 def list_versions(session: Session, name: str, settings: Settings) -> list[VersionOut]:

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 from registry.conftest import MODEL, LogRun
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from plugins.registry import service
+from portal.settings import Settings
+from portal.tracking import tracking_client
 
 from conftest import ALICE, CAROL
 
@@ -121,3 +127,30 @@ def test_the_approve_button_goes_back_only_to_a_page_of_this_portal(
     again = carol.post("/registry/aliases", data={**home, "alias": "champion"},
                        follow_redirects=False)  # fmt: skip
     assert again.headers["location"] == "/catalog/model/default/churn?tab=registry"
+
+
+def test_models_are_listed_with_their_counts_across_pages(
+    model_entity: str, log_run: LogRun, alice: TestClient, settings: Settings, engine: Engine
+) -> None:
+    run_id = log_run()
+    for _ in range(2):
+        assert alice.post(VERSIONS, json={"run_id": run_id}).status_code == 201
+    client = tracking_client(settings)
+    for name, count in (("alpha", 3), ("beta", 1)):  # registered outside Paved, no entity
+        client.create_registered_model(name)
+        for _ in range(count):
+            client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
+
+    with Session(engine) as session:
+        paged = service.list_models(session, settings, page_size=2)  # several pages each
+    listed = alice.get("/api/registry/models").json()
+
+    shown = {m.name: (m.versions, m.latest_version, m.entity, m.owner) for m in paged}
+    assert shown == {
+        "alpha": (3, "3", None, None),
+        "beta": (1, "1", None, None),
+        MODEL: (2, "2", model_entity, "group:default/fraud"),
+    }
+    assert {m["name"]: (m["versions"], m["latest_version"]) for m in listed} == {
+        name: figures[:2] for name, figures in shown.items()
+    }
