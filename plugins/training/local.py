@@ -22,6 +22,7 @@ INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", 
 # Thread pools of numerical libraries: one thread per CPU asked for.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 POLL_SECONDS = 0.2
+SECONDS_A_MINUTE = 60.0  # a job's timeout is in minutes
 STOP_GRACE_SECONDS = 5.0
 GIT_TIMEOUT = 120
 
@@ -90,7 +91,7 @@ def _limits(spec: TrainingSpec) -> None:
     """In the child, before it runs: bound its address space and its CPU time."""
     memory = spec.resources.memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu_seconds = math.ceil(spec.resources.cpus * spec.timeout_minutes * 60)
+    cpu_seconds = math.ceil(spec.resources.cpus * spec.timeout_minutes * SECONDS_A_MINUTE)
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
 
@@ -117,7 +118,7 @@ def _follow(
         raise TaskFailed(f"the entry point {command[0]!r} could not start: {exc}") from None
     reader = threading.Thread(target=_forward, args=(process, ctx), daemon=True)
     reader.start()
-    deadline = started + spec.timeout_minutes * 60
+    deadline = started + spec.timeout_minutes * SECONDS_A_MINUTE
     message = None
     try:
         while True:

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from training.conftest import PROJECT, ProjectMaker
 
+from plugins.training import local
 from plugins.training.backends import TrainingBackend, TrainingOutcome, TrainingSpec
 from plugins.training.service import available_backends
 from portal import TaskContext
@@ -93,6 +94,26 @@ def test_cancelling_a_running_job_stops_its_process(
     assert done["status"] == "cancelled"
     assert tracking_client(settings).get_run(done["mlflow_run_id"]).info.status == "KILLED"
     assert done["revision"] is None  # a plain folder: copied, no commit
+
+
+def test_a_job_past_its_timeout_is_stopped_and_fails_saying_why(
+    make_project: ProjectMaker, alice: TestClient, trainer: Worker, mlflow_store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Its paved-project.yaml gives it 5 minutes; a minute lasts a fifth of a second here.
+    monkeypatch.setattr(local, "SECONDS_A_MINUTE", 0.2)
+    project = make_project(
+        "stuck", "python -c \"import time; print('started', flush=True); time.sleep(120)\""
+    )
+    job = alice.post("/api/training/jobs", json={"project": project}).json()
+    began = time.monotonic()
+    assert trainer.run_once()
+
+    assert time.monotonic() - began < 10
+    done = alice.get(f"/api/training/jobs/{job['id']}").json()
+    assert done["status"] == "failed"
+    assert "stopped after its 5 minutes" in done["error"]
+    assert "started" in job_log(alice, job["id"])
 
 
 def test_a_job_over_its_memory_is_stopped_and_fails_saying_why(
