@@ -23,7 +23,8 @@ token issued in the database.
 
 Then, on staging, sequential predictions with keep-alive connections through the router
 (`POST /serve/{deployment}/invocations`) against the same requests sent straight to the
-model server, interleaved in blocks; and in production, a version that fails every
+model server, one each way in turn (so both meet the same moments of a busy machine), with
+the portal's CPU time a prediction; and in production, a version that fails every
 prediction deployed as a 50 % canary under continuous requests (from its first failed
 answer until the deployment shows no canary and every answer comes from stable), then a
 manual rollback of a healthy canary (from the request until every answer comes from stable).
@@ -39,7 +40,6 @@ import contextlib
 import io
 import logging
 import os
-import random
 import shutil
 import signal
 import socket
@@ -80,7 +80,6 @@ ROW = {"dataframe_split": {"columns": ["amount", "account_age_days", "items", "n
                           "data": [[120.0, 30, 4, 1], [80.0, 1400, 1, 0]]}}  # fmt: skip
 # Seconds between two looks at a task or deployment the bench waits for.
 FOLLOW_EVERY = 0.05
-MODEL_SERVER_PORTS = 50
 # Answers in a row from stable after which the canary is taken as gone: at a 50 % split, a
 # canary still routed to would answer one of them but for a chance of 2**-40.
 STABLE_IN_A_ROW = 40
@@ -142,15 +141,10 @@ def issue_tokens(data_dir: Path) -> tuple[str, str]:
 
 def start_portal(data_dir: Path, port: int, poll_interval: float | None) -> subprocess.Popen[bytes]:
     log = (data_dir / "portal.log").open("ab")
-    # Model servers on ports no other portal uses: the local runtime takes the first free port
-    # of its range, and another one starting a server there at the same time could take it
-    # first. Above 20000 and below the ephemeral ports, where client sockets come from.
-    first = random.randrange(20000, 30000, MODEL_SERVER_PORTS)
     env = {
         **os.environ,
         "PAVED_DATA_DIR": str(data_dir),
         "PAVED_LOG_LEVEL": "warning",
-        "PAVED_SERVING__PORTS": f"[{first}, {first + MODEL_SERVER_PORTS - 1}]",
         # The bench writes to the embedded store itself: no MLflow server (nor its port).
         "PAVED_MLFLOW__EMBEDDED_SERVER": "false",
     }
@@ -363,10 +357,20 @@ def time_requests(
         into.milliseconds.append(took)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time process ``pid`` has used (user and system), where /proc tells it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def router_overhead(
-    base: str, secret: str, requests: int, block: int
-) -> tuple[Latencies, Latencies]:
-    """Predictions of staging through the router and straight from its model server."""
+    base: str, secret: str, requests: int, block: int, portal_pid: int
+) -> tuple[Latencies, Latencies, float | None]:
+    """Predictions of staging through the router and straight from its model server, and
+    the portal's CPU time a prediction through it (None where it cannot be read)."""
     auth = {"Authorization": f"Bearer {secret}"}
     with httpx.Client(timeout=30) as client:
         found = expect(client.get(f"{base}{DEPLOYMENTS}/{STAGING}", headers=auth), 200, "staging")
@@ -377,11 +381,16 @@ def router_overhead(
         ]
         for url, headers, _ in targets:  # warm-up: connections, caches, the model
             time_requests(client, url, headers, 200, Latencies("warm-up"))
+        cpu_before = cpu_seconds(portal_pid)
         for index in range(0, requests, block):
             # Alternate which goes first, so neither always follows the other.
             for url, headers, into in targets if index // block % 2 == 0 else targets[::-1]:
                 time_requests(client, url, headers, min(block, requests - index), into)
-    return targets[0][2], targets[1][2]
+        cpu_after = cpu_seconds(portal_pid)
+    cpu_ms = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu_ms = (cpu_after - cpu_before) * 1000 / requests
+    return targets[0][2], targets[1][2], cpu_ms
 
 
 # Rollbacks ---------------------------------------------------------------------------------
@@ -532,11 +541,15 @@ def run(args: argparse.Namespace, data_dir: Path) -> list[Figure]:
             expect(alice.post(f"/serve/{STAGING}/invocations", json=ROW), 200, "staging")
 
             print(f"router overhead ({args.requests} sequential requests each, staging v{first}):")
-            router, direct = router_overhead(base, alice_secret, args.requests, args.block)
+            router, direct, cpu_ms = router_overhead(
+                base, alice_secret, args.requests, args.block, server.pid
+            )
             p50 = router.percentile(50) - direct.percentile(50)
             p99 = router.percentile(99) - direct.percentile(99)
             print(f"  {router.line()}\n  {direct.line()}")
             print(f"  the router adds {p50:.2f} ms at p50 and {p99:.2f} ms at p99", flush=True)
+            if cpu_ms is not None:
+                print(f"  the portal's CPU time a prediction: {cpu_ms:.2f} ms")
 
             print("rollbacks (production):", flush=True)
             broken = register(alice, log_broken_run(data_dir))
@@ -572,8 +585,10 @@ def main() -> int:
     parser.add_argument(
         "--poll-interval", type=float, help="tasks.poll_interval of the portal (default 0.5)"
     )
-    parser.add_argument("--requests", type=int, default=2000, help="predictions each way")
-    parser.add_argument("--block", type=int, default=100, help="predictions a block")
+    parser.add_argument("--requests", type=int, default=4000, help="predictions each way")
+    parser.add_argument(
+        "--block", type=int, default=1, help="predictions in a row before the other way's"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="paved-bench-golden-path-"))
