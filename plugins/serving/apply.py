@@ -54,12 +54,12 @@ def run_apply(ctx: TaskContext) -> dict[str, Any]:
         service.route_changed(deployment.name)
         ctx.log(f"{deployment.name} removed")
         return {"removed": deployment.name}
-    state = desired_state(deployment, settings)
-    if state is None:
-        ctx.log(f"{deployment.name} has nothing to serve")
-        return {}
-    ctx.log(f"bringing {deployment.name} to {_state_text(state)} on {runtime.name}")
     try:
+        state = desired_state(deployment, settings)
+        if state is None:
+            ctx.log(f"{deployment.name} has nothing to serve")
+            return {}
+        ctx.log(f"bringing {deployment.name} to {_state_text(state)} on {runtime.name}")
         endpoints = runtime.apply(state, settings, ctx.log)
     except RuntimeFailed as exc:
         _failed(ctx, deployment, str(exc))
@@ -73,7 +73,8 @@ def run_apply(ctx: TaskContext) -> dict[str, Any]:
 
 
 def desired_state(deployment: Deployment, settings: Settings) -> DeploymentState | None:
-    """What the runtime should run: what serves now, with what is pending brought up."""
+    """What the runtime should run: what serves now, with what is pending brought up.
+    Raises ``RuntimeFailed`` when MLflow cannot say where a version's files are."""
     pending = deployment.pending or {}
     stable = pending.get("stable") or deployment.stable_version
     if stable is None:
@@ -86,24 +87,39 @@ def desired_state(deployment: Deployment, settings: Settings) -> DeploymentState
         name=deployment.name,
         environment=deployment.environment,
         owner=deployment.owner,
-        stable=_spec(deployment, stable),
-        canary=_spec(deployment, canary) if canary else None,
+        stable=_spec(deployment, stable, settings),
+        canary=_spec(deployment, canary, settings) if canary else None,
         canary_percent=percent if canary else 0,
         labels={"paved.dev/environment": deployment.environment},
-        previous=_spec(deployment, previous) if previous and previous != stable else None,
+        previous=(
+            _spec(deployment, previous, settings) if previous and previous != stable else None
+        ),
     )
 
 
-def _spec(deployment: Deployment, version: str) -> VersionSpec:
+def _spec(deployment: Deployment, version: str, settings: Settings) -> VersionSpec:
     serving = deployment.serving or {}
     replicas = serving.get("replicas") or {}
     return VersionSpec(
         model=deployment.model,
         version=version,
         model_uri=f"models:/{deployment.model}/{version}",
+        source=_source(deployment.model, version, settings),
         resources=dict(serving.get("resources") or {}),
         replicas={"min": int(replicas.get("min", 1)), "max": int(replicas.get("max", 1))},
     )
+
+
+def _source(model: str, version: str, settings: Settings) -> str:
+    """Where MLflow keeps the files of ``model`` ``version`` (its download URI)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(tracking_client(settings).get_model_version_download_uri(model, version))
+    except MlflowException as exc:
+        raise RuntimeFailed(
+            f"MLflow cannot say where the files of {model} v{version} are: {exc.message}"
+        ) from None
 
 
 def _state_text(state: DeploymentState) -> str:

@@ -35,7 +35,10 @@ class VersionSpec:
 
     model: str  # the registered model's name in MLflow
     version: str
-    model_uri: str  # where its artifacts are (``models:/name/3`` resolved to its source)
+    model_uri: str  # the registry's URI, ``models:/name/3``: MLflow resolves it
+    # Where the version's files are (MLflow's download URI: ``s3://…``, ``gs://…``,
+    # ``file:…``), for a runtime that fetches them without MLflow (KServe).
+    source: str = ""
     resources: dict[str, Any] = field(default_factory=dict)  # cpu, memory (quantities)
     replicas: dict[str, int] = field(default_factory=lambda: {"min": 1, "max": 1})
 
@@ -79,6 +82,8 @@ class DeploymentState:
 
 
 Log = Callable[[str], None]
+# The endpoints' key of a runtime that splits the traffic itself: one URL for every version.
+SPLIT_BY_RUNTIME = "*"
 
 
 @dataclass(frozen=True)

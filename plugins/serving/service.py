@@ -19,7 +19,7 @@ from plugins.serving.models import (
     Deployment,
     DeploymentEvent,
 )
-from plugins.serving.runtimes import ServingRuntime
+from plugins.serving.runtimes import SPLIT_BY_RUNTIME, ServingRuntime
 from plugins.serving.targets import Target
 from portal import (
     Conflict,
@@ -305,9 +305,9 @@ def rollback(
         deployment.canary_percent = 0
     elif pending:
         done = f"the deploy of {describe_pending(pending)} called off"
-    elif (
-        deployment.previous_version is not None
-        and deployment.previous_version in deployment.endpoints
+    elif deployment.previous_version is not None and (
+        deployment.previous_version in deployment.endpoints
+        or SPLIT_BY_RUNTIME in deployment.endpoints  # the runtime brings it back itself
     ):
         done = f"v{deployment.stable_version} rolled back to v{deployment.previous_version}"
         deployment.stable_version = deployment.previous_version

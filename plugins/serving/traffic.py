@@ -35,12 +35,12 @@ from plugins.serving.router import (
     judge_canary,
     nearest_rank,
 )
+from plugins.serving.runtimes import SPLIT_BY_RUNTIME
 from portal import NotFound, PavedError, Settings
 from portal.errors import EngineUnavailable
 
 log = logging.getLogger("paved.serving")
 
-SPLIT_BY_RUNTIME = "*"
 FLUSH_EVERY = 10.0  # seconds between writes of the per-minute figures
 RECOVER_EVERY = 30.0  # seconds between two attempts to start a deployment's servers again
 DRIFT_MIN_VALUES = 100  # observed values of a feature before its PSI means anything

@@ -11,6 +11,7 @@ a thread with its own event loop instead (``FakeApiServer``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,16 @@ NAMESPACE = "team-fraud"
 STABLE = VersionSpec(
     model="fraud-detector",
     version="3",
-    model_uri="s3://models/fraud-detector/3",
+    model_uri="models:/fraud-detector/3",
+    source="s3://models/fraud-detector/3",
     resources={"cpu": "500m", "memory": "1Gi"},
     replicas={"min": 2, "max": 5},
 )
 CANARY = VersionSpec(
     model="fraud-detector",
     version="4",
-    model_uri="s3://models/fraud-detector/4",
+    model_uri="models:/fraud-detector/4",
+    source="s3://models/fraud-detector/4",
     replicas={"min": 1, "max": 2},
 )
 
@@ -51,7 +54,9 @@ def _client_imported() -> None:
     client.AppsV1Api, client.CoreV1Api, client.AutoscalingV2Api, client.CustomObjectsApi  # noqa: B018
 
 
-def settings_for(tmp_path: Path, url: str, mode: str = "kserve") -> Settings:
+def settings_for(
+    tmp_path: Path, url: str, mode: str = "kserve", tracking_uri: str | None = None
+) -> Settings:
     return load_settings(
         data_dir=tmp_path,
         kubernetes={
@@ -59,6 +64,7 @@ def settings_for(tmp_path: Path, url: str, mode: str = "kserve") -> Settings:
             "image": "registry.example.com/ml-runtime:1.4",
             "serving_mode": mode,
         },
+        mlflow={"tracking_uri": tracking_uri},
     )
 
 
@@ -212,11 +218,27 @@ def test_a_forbidden_apply_fails_naming_the_object_and_the_api_message(
     )
 
 
-def test_kserve_cannot_read_an_mlflow_registry_uri(kserve: Settings) -> None:
-    state = make_state(stable=VersionSpec("fraud-detector", "3", "models:/fraud-detector/3"))
+def test_kserve_cannot_read_artifacts_kept_behind_the_mlflow_server(kserve: Settings) -> None:
+    proxied = replace(STABLE, source="mlflow-artifacts:/1/models/m-abc/artifacts")
 
-    with pytest.raises(RuntimeFailed, match="KServe's storage initializer cannot read"):
-        runtime.KUBERNETES.apply(state, kserve, lambda line: None)
+    with pytest.raises(RuntimeFailed) as refused:
+        runtime.KUBERNETES.apply(make_state(stable=proxied), kserve, lambda line: None)
+
+    assert str(refused.value).startswith(
+        "model fraud-detector version 3 is at 'mlflow-artifacts:/1/models/m-abc/artifacts', "
+        "which KServe's storage initializer cannot read; expected a storage URI (s3://"
+    )
+
+
+def test_kserve_cannot_read_the_portals_own_files(
+    api_server: FakeApiServer, kserve: Settings
+) -> None:
+    embedded = replace(STABLE, source="file:///srv/paved/mlflow/artifacts/1/abc")
+
+    with pytest.raises(RuntimeFailed, match="on the portal's machine, which the cluster cannot"):
+        runtime.KUBERNETES.apply(make_state(stable=embedded), kserve, lambda line: None)
+
+    assert not api_server.requests()  # refused before anything was sent
 
 
 # -- Deployments ---------------------------------------------------------------------------
@@ -360,9 +382,71 @@ def test_a_runtime_of_the_other_mode_refuses_to_apply(deployments: Settings) -> 
 
 
 def test_a_model_on_the_portal_machine_is_refused(deployments: Settings) -> None:
-    local = VersionSpec("fraud-detector", "3", "/srv/paved/mlflow/artifacts/1/abc/model")
+    local = replace(STABLE, source="/srv/paved/mlflow/artifacts/1/abc/model")
 
-    with pytest.raises(RuntimeFailed, match="a path on the portal's machine"):
+    with pytest.raises(RuntimeFailed) as refused:
         runtime.KUBERNETES_DEPLOYMENTS.apply(
             make_state(stable=local), deployments, lambda line: None
         )
+
+    assert str(refused.value) == (
+        "model fraud-detector version 3 is at '/srv/paved/mlflow/artifacts/1/abc/model', on "
+        "the portal's machine, and the cluster cannot reach its MLflow (the embedded store); "
+        "expected artifacts in a remote store (s3://, gs://, wasbs://, https://) or an MLflow "
+        "tracking server the cluster can reach (mlflow.tracking_uri)"
+    )
+
+
+def test_a_tracking_server_the_cluster_reaches_resolves_the_registry_uri(
+    tmp_path: Path, api_server: FakeApiServer
+) -> None:
+    settings = settings_for(
+        tmp_path, api_server.url, "deployment", tracking_uri="http://mlflow.ml-platform:5000"
+    )
+    proxied = replace(STABLE, source="mlflow-artifacts:/1/models/m-abc/artifacts")
+
+    [deployment, *_] = runtime.deployment_manifests(make_state(stable=proxied), settings)
+
+    [server] = deployment["spec"]["template"]["spec"]["containers"]
+    assert server["command"][3:5] == ["-m", "models:/fraud-detector/3"]
+    env = {item["name"]: item["value"] for item in server["env"]}
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.ml-platform:5000"
+
+
+@pytest.mark.parametrize(
+    "tracking_uri",
+    ["http://127.0.0.1:5000", "http://localhost:5000", "sqlite:////srv/paved/mlflow.db"],
+)
+def test_a_tracking_uri_only_the_portal_reaches_is_refused(
+    tmp_path: Path, api_server: FakeApiServer, tracking_uri: str
+) -> None:
+    settings = settings_for(tmp_path, api_server.url, "deployment", tracking_uri=tracking_uri)
+    proxied = replace(STABLE, source="mlflow-artifacts:/1/models/m-abc/artifacts")
+
+    with pytest.raises(
+        RuntimeFailed, match=f"the cluster cannot reach its MLflow \\({tracking_uri}"
+    ):
+        runtime.KUBERNETES_DEPLOYMENTS.apply(
+            make_state(stable=proxied), settings, lambda line: None
+        )
+
+
+def test_a_promotion_keeps_the_replaced_version_running_for_a_rollback(
+    api_server: FakeApiServer, deployments: Settings
+) -> None:
+    runtime.KUBERNETES_DEPLOYMENTS.apply(with_canary(), deployments, lambda line: None)
+
+    promoted = make_state(stable=CANARY, previous=STABLE)
+    urls = runtime.KUBERNETES_DEPLOYMENTS.apply(promoted, deployments, lambda line: None)
+
+    assert list(urls) == ["4", "3"]
+    both = {
+        (NAMESPACE, "fraud-detector-production-v3"),
+        (NAMESPACE, "fraud-detector-production-v4"),
+    }
+    for resource in (DEPLOYMENTS, SERVICES, HPAS):
+        assert api_server.names(resource) == both
+    # Rolled back: v3 stable again, nothing kept; v4's objects go.
+    runtime.KUBERNETES_DEPLOYMENTS.apply(make_state(), deployments, lambda line: None)
+    for resource in (DEPLOYMENTS, SERVICES, HPAS):
+        assert api_server.names(resource) == {(NAMESPACE, "fraud-detector-production-v3")}

@@ -1,35 +1,30 @@
-"""The Kubernetes serving runtime: a deployment's versions as a KServe InferenceService that
-splits canary traffic itself, or as a Deployment, Service and HorizontalPodAutoscaler per
-version behind Paved's router (``kubernetes.serving_mode``).
-
-``ServingRuntime.splits_traffic`` is fixed when the runtime is made, while the mode is a
-setting: so there are two runtime values, both named ``kubernetes``. ``KUBERNETES`` is the
-one for the default mode (``kserve``), to register in ``paved_serving_runtimes``;
-``kubernetes_runtime(settings)`` gives the one matching the settings, for code that holds
-them. Applied through the value of the other mode, ``apply`` fails with a line saying so
-rather than serving traffic the router cannot route.
-
-The portal's service account needs ``create``, ``patch``, ``list`` and ``delete`` on
-``inferenceservices`` (serving.kserve.io) or on ``deployments`` (apps), ``services`` and
-``horizontalpodautoscalers`` (autoscaling) in each team namespace, and ``list`` on them
-cluster-wide: ``remove`` is given only the deployment's name, so it finds its objects by
-label in every namespace.
-"""
+"""The Kubernetes serving runtime against a cluster: apply a deployment's manifests (create,
+or patch what exists), delete the versions no longer kept, remove a deployment; and the two
+runtime values, one per ``kubernetes.serving_mode``."""
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from plugins.serving.kubernetes.manifests import (
+    KSERVE_GROUP,
+    KSERVE_PLURAL,
+    KSERVE_VERSION,
+    check_sources,
+    deployment_manifests,
+    inference_service,
+    service_url,
+    version_object_name,
+)
 from plugins.serving.runtimes import (
+    SPLIT_BY_RUNTIME,
     DeploymentState,
     Log,
     RuntimeFailed,
     ServingRuntime,
-    VersionSpec,
 )
 from portal import Settings
 from portal.errors import ConfigurationError
@@ -44,207 +39,14 @@ from portal.kubernetes import (
     namespace_for,
     read_json,
     sanitize_label_value,
-    sanitize_name,
     select_labels,
 )
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
-KSERVE_GROUP = "serving.kserve.io"
-KSERVE_VERSION = "v1beta1"
-KSERVE_PLURAL = "inferenceservices"
-# KServe and Knative add suffixes (``-predictor``, ``-00001``) to the name for the objects
-# they make, which must stay within 63 characters.
-INFERENCE_SERVICE_MAX_LENGTH = 45
-PORT = 8080
-CPU_TARGET_PERCENT = 70
-DEFAULT_RESOURCES = {"cpu": "1", "memory": "2Gi"}
-# Where a pod cannot read a model from: the portal's own files.
-LOCAL_URI = re.compile(r"^(file:|/|\.)")
-# MLflow's own URI schemes: only an MLflow server (deployment mode) resolves them; KServe's
-# storage initializer reads storage URIs (s3://, gs://, https://, pvc://...).
-MLFLOW_URI = re.compile(r"^(models|runs|mlflow-artifacts):")
 # Deletion order: the autoscaler first, so it does not scale what is going away.
 DEPLOYMENT_KINDS = ("HorizontalPodAutoscaler", "Service", "Deployment")
-
-
-# -- Manifests (pure) ----------------------------------------------------------------------
-
-
-def deployment_labels(state: DeploymentState, version: VersionSpec) -> dict[str, str]:
-    """Who an object is for: the deployment, its team and environment, the model version."""
-    given = {key: sanitize_label_value(value) for key, value in state.labels.items()}
-    return given | {
-        **MANAGED_BY,
-        "app.kubernetes.io/component": "serving",
-        "paved.dev/deployment": sanitize_label_value(state.name),
-        "paved.dev/team": sanitize_label_value(state.team),
-        "paved.dev/environment": sanitize_label_value(state.environment),
-        "paved.dev/model": sanitize_label_value(version.model),
-        "paved.dev/version": sanitize_label_value(version.version),
-    }
-
-
-def inference_service_name(state: DeploymentState) -> str:
-    return sanitize_name(state.name, max_length=INFERENCE_SERVICE_MAX_LENGTH)
-
-
-def inference_service(state: DeploymentState, settings: Settings) -> dict[str, Any]:
-    """The KServe InferenceService (serving.kserve.io/v1beta1) serving ``state``.
-
-    KServe's canary rollout: the predictor always describes the latest revision. With a
-    canary, it names the canary's ``storageUri`` with ``canaryTrafficPercent``: KServe sends
-    that share to the new revision and keeps the rest on the last revision that had all the
-    traffic, which is the stable version once it has been applied alone. Without a canary
-    the field is absent (set to null when patching, which removes it), so the latest
-    revision, the stable model, takes everything: promoting is the canary's URI becoming
-    the stable one, rolling back is the stable URI coming back. Two consequences of KServe's
-    design: its "previous revision" is whatever last took all traffic, so a first apply that
-    already carries a canary gives the canary all of it; and the split needs KServe's
-    Serverless (Knative) mode, not RawDeployment. Replicas and resources are the served
-    (latest) version's.
-    """
-    latest = state.canary or state.stable
-    predictor: dict[str, Any] = {
-        **_replicas(latest),
-        "model": {
-            "modelFormat": {"name": "mlflow"},
-            "protocolVersion": "v2",
-            "storageUri": latest.model_uri,
-            "resources": _resources(latest),
-        },
-    }
-    annotations = {
-        "paved.dev/stable-version": state.stable.version,
-        "paved.dev/stable-model-uri": state.stable.model_uri,
-    }
-    if state.canary is not None:
-        predictor["canaryTrafficPercent"] = state.canary_percent
-        annotations["paved.dev/canary-version"] = state.canary.version
-    return {
-        "apiVersion": f"{KSERVE_GROUP}/{KSERVE_VERSION}",
-        "kind": "InferenceService",
-        "metadata": {
-            "name": inference_service_name(state),
-            "namespace": namespace_for(settings, state.team),
-            "labels": deployment_labels(state, state.stable),
-            "annotations": annotations,
-        },
-        "spec": {"predictor": predictor},
-    }
-
-
-def version_object_name(state: DeploymentState, version: VersionSpec) -> str:
-    """The name of one version's Deployment, Service and autoscaler."""
-    return sanitize_name(f"{state.name}-v{version.version}")
-
-
-def deployment_manifests(state: DeploymentState, settings: Settings) -> list[dict[str, Any]]:
-    """Per version: an apps/v1 Deployment running MLflow's model server, a v1 Service in
-    front of it, and an autoscaling/v2 HorizontalPodAutoscaler on its CPU."""
-    namespace = namespace_for(settings, state.team)
-    manifests: list[dict[str, Any]] = []
-    for version in state.versions:
-        name = version_object_name(state, version)
-        labels = deployment_labels(state, version)
-        # Selectors are immutable: only what never changes for this version's objects.
-        selector = {key: labels[key] for key in ("paved.dev/deployment", "paved.dev/version")}
-        metadata = {"name": name, "namespace": namespace, "labels": labels}
-        manifests += [
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": metadata,
-                # No ``replicas``: the autoscaler owns it, and a patch setting it would undo
-                # its scaling at every apply.
-                "spec": {
-                    "selector": {"matchLabels": selector},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": _model_server_pod(version, settings),
-                    },
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": metadata,
-                "spec": {
-                    "type": "ClusterIP",
-                    "selector": selector,
-                    "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
-                },
-            },
-            {
-                "apiVersion": "autoscaling/v2",
-                "kind": "HorizontalPodAutoscaler",
-                "metadata": metadata,
-                "spec": {
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                    **_replicas(version),
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {
-                                    "type": "Utilization",
-                                    "averageUtilization": CPU_TARGET_PERCENT,
-                                },
-                            },
-                        }
-                    ],
-                },
-            },
-        ]
-    return manifests
-
-
-def _model_server_pod(version: VersionSpec, settings: Settings) -> dict[str, Any]:
-    ping = {"httpGet": {"path": "/ping", "port": "http"}}
-    env = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-    tracking = settings.mlflow.tracking_uri
-    if tracking is not None and not tracking.startswith(("sqlite:", "file:", "/")):
-        env["MLFLOW_TRACKING_URI"] = tracking  # resolves models:/ and mlflow-artifacts: URIs
-    return {
-        "automountServiceAccountToken": False,
-        "containers": [
-            {
-                "name": "model",
-                "image": settings.kubernetes.image,
-                "command": [
-                    *("mlflow", "models", "serve", "-m", version.model_uri),
-                    *("--env-manager", "local"),
-                    *("-h", "0.0.0.0", "-p", str(PORT)),  # noqa: S104 (the pod's own address)
-                ],
-                "ports": [{"name": "http", "containerPort": PORT}],
-                "env": [{"name": name, "value": value} for name, value in sorted(env.items())],
-                "resources": _resources(version),
-                # Loading a model can take minutes; liveness starts once it answered.
-                "startupProbe": {**ping, "periodSeconds": 5, "failureThreshold": 60},
-                "readinessProbe": {**ping, "periodSeconds": 5, "failureThreshold": 3},
-                "livenessProbe": {**ping, "periodSeconds": 10, "failureThreshold": 6},
-            }
-        ],
-    }
-
-
-def _resources(version: VersionSpec) -> dict[str, dict[str, str]]:
-    quantities = {
-        name: str(version.resources.get(name, default))
-        for name, default in DEFAULT_RESOURCES.items()
-    }
-    return {"requests": quantities, "limits": dict(quantities)}
-
-
-def _replicas(version: VersionSpec) -> dict[str, int]:
-    least = max(1, int(version.replicas.get("min", 1)))
-    return {"minReplicas": least, "maxReplicas": max(least, int(version.replicas.get("max", 1)))}
-
-
-def service_url(name: str, namespace: str) -> str:
-    return f"http://{name}.{namespace}.svc.cluster.local"
 
 
 # -- Applying and removing -----------------------------------------------------------------
@@ -253,21 +55,22 @@ def service_url(name: str, namespace: str) -> str:
 def apply(state: DeploymentState, settings: Settings, log: Log) -> dict[str, str]:
     """Bring the cluster to ``state`` in the settings' mode; the URLs it answers at."""
     mode = settings.kubernetes.serving_mode
-    _check_model_uris(state, mode)
+    check_sources(state, settings)
     with _connect(settings) as api:
         kinds = _kinds(api)
         namespace = namespace_for(settings, state.team)
         if mode == "kserve":
             manifest = inference_service(state, settings)
             _upsert(kinds, manifest, log)
-            return {"*": service_url(manifest["metadata"]["name"], namespace)}
+            return {SPLIT_BY_RUNTIME: service_url(manifest["metadata"]["name"], namespace)}
         for manifest in deployment_manifests(state, settings):
             _upsert(kinds, manifest, log)
-        kept = {sanitize_label_value(version.version) for version in state.versions}
+        # The previous stable version stays, without traffic, for a rollback.
+        kept = {sanitize_label_value(version.version) for version in state.kept_warm}
         _delete_versions(kinds, state, namespace, kept, log)
         return {
             version.version: service_url(version_object_name(state, version), namespace)
-            for version in state.versions
+            for version in state.kept_warm
         }
 
 
@@ -293,25 +96,6 @@ def remove(name: str, settings: Settings, log: Log) -> None:
                 continue
             for obj in found:
                 _delete(kinds[kind], obj, log)
-
-
-def _check_model_uris(state: DeploymentState, mode: str) -> None:
-    for version in state.versions:
-        uri = version.model_uri
-        if LOCAL_URI.match(uri):
-            raise RuntimeFailed(
-                f"model {version.model} version {version.version} is at {uri!r}, a path on "
-                "the portal's machine that the cluster cannot read; expected artifacts in a "
-                "remote store (s3://, gs://, https://), i.e. an MLflow tracking server with "
-                "one (mlflow.tracking_uri)"
-            )
-        if mode == "kserve" and MLFLOW_URI.match(uri):
-            raise RuntimeFailed(
-                f"model {version.model} version {version.version} is at {uri!r}, which "
-                "KServe's storage initializer cannot read; expected a storage URI (s3://, "
-                "gs://, https://), or kubernetes.serving_mode `deployment`, which runs "
-                "MLflow's own server"
-            )
 
 
 def _connect(settings: Settings) -> ApiClient:
