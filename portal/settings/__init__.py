@@ -1,0 +1,61 @@
+"""Paved's settings: one class, read from ``paved.yaml`` and ``PAVED_*`` variables.
+
+``load`` holds ``Settings`` and how it is read; ``sections`` the portal's own sections;
+``ml`` those of the ML lifecycle and governance plugins.
+"""
+
+from portal.settings.load import Settings, load_settings, render_reference
+from portal.settings.ml import (
+    CustomRecognizer,
+    KubernetesSettings,
+    MlflowSettings,
+    PiiSettings,
+    ServingSettings,
+    TrainingSettings,
+)
+from portal.settings.sections import (
+    CONFIG_ENV,
+    DATABASE_URL_EXPECTED,
+    DEFAULT_CONFIG_FILE,
+    DEMO_USERS,
+    ROLES,
+    AuthSettings,
+    CatalogSettings,
+    LocalSignInSettings,
+    LocalUser,
+    OidcSettings,
+    PluginSettings,
+    PolicySettings,
+    Role,
+    ScaffolderSettings,
+    TaskSettings,
+    parse_database_url,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "DATABASE_URL_EXPECTED",
+    "DEFAULT_CONFIG_FILE",
+    "DEMO_USERS",
+    "ROLES",
+    "AuthSettings",
+    "CatalogSettings",
+    "CustomRecognizer",
+    "KubernetesSettings",
+    "LocalSignInSettings",
+    "LocalUser",
+    "MlflowSettings",
+    "OidcSettings",
+    "PiiSettings",
+    "PluginSettings",
+    "PolicySettings",
+    "Role",
+    "ScaffolderSettings",
+    "ServingSettings",
+    "Settings",
+    "TaskSettings",
+    "TrainingSettings",
+    "load_settings",
+    "parse_database_url",
+    "render_reference",
+]
