@@ -15,7 +15,7 @@ from portal.errors import (
     NotFound,
     PavedError,
 )
-from portal.gate import Resource, requires
+from portal.gate import Resource, facts_for, requires
 from portal.health import ReadinessCheck
 from portal.hookspecs import hookimpl
 from portal.routing import hot_path
@@ -44,6 +44,7 @@ __all__ = [
     "TaskContext",
     "TaskFailed",
     "TaskHandler",
+    "facts_for",
     "hookimpl",
     "hot_path",
     "requires",

@@ -114,7 +114,7 @@ class FastLane:
         """Answer the request, or return False, having read nothing of it, to leave it to
         the framework."""
         identity = _remembered_caller(scope, self.fastapi.state.token_cache)
-        if identity is None or not decides_without_blocking(self.fastapi):
+        if identity is None or not decides_without_blocking(self.fastapi, lane.action):
             return False
         request = Request(scope, receive)
         try:

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.routing import BaseRoute, Mount
 
@@ -51,6 +52,7 @@ ALLOWLIST = frozenset(
 )
 STATIC_PATH = "/static"
 POLICY_CONTEXT_HOOK = "paved_policy_context"
+FACTS_FOR = "paved_facts_for"  # the actions a marked policy-context implementation serves
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SIGN_IN_NEEDED = "sign in to use Paved (a session, or an API token as `Authorization: Bearer`)"
@@ -60,6 +62,30 @@ CSRF_REFUSED = (
 )
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+Hook = TypeVar("Hook", bound=Callable[..., Any])
+
+
+def facts_for(*actions: Action | str) -> Callable[[Hook], Hook]:
+    """Mark a ``paved_policy_context`` implementation as adding facts to these actions only.
+
+    It is then not called for any other action (no query on every request), and the
+    reads of hot paths keep their fast lane (``portal.fastlane``), which an unmarked
+    implementation turns off."""
+    names = frozenset(action.name if isinstance(action, Action) else action for action in actions)
+
+    def mark(implementation: Hook) -> Hook:
+        setattr(implementation, FACTS_FOR, names)
+        return implementation
+
+    return mark
+
+
+def _adds_facts_to(action: str) -> Callable[[Callable[..., Any]], bool]:
+    def adds(implementation: Callable[..., Any]) -> bool:
+        names = getattr(implementation, FACTS_FOR, None)
+        return names is None or action in names
+
+    return adds
 
 
 def ungated(endpoint: Endpoint) -> Endpoint:
@@ -210,7 +236,7 @@ async def _guard(
         await _deny(request, session, identity, action, target, [CSRF_REFUSED])
         raise Denied(CSRF_REFUSED, reasons=[CSRF_REFUSED], action=action.name)
     try:
-        if decides_without_blocking(request.app):
+        if decides_without_blocking(request.app, action):
             decision = evaluate(request, action, identity, target)
         else:
             decision = await run_in_threadpool(evaluate, request, action, identity, target)
@@ -228,11 +254,11 @@ async def _guard(
         db.on_failure(session, lambda failed, exc: record(failed, outcome="failed", **_error(exc)))
 
 
-def decides_without_blocking(app: FastAPI) -> bool:
-    """Whether a decision can be made on the event loop: an in-process engine, and no
-    plugin's facts to fetch."""
+def decides_without_blocking(app: FastAPI, action: Action) -> bool:
+    """Whether ``action`` can be decided on the event loop: an in-process engine, and no
+    plugin's facts to fetch for it."""
     return isinstance(app.state.policy, InProcessEngine) and not (
-        app.state.plugins.implements(POLICY_CONTEXT_HOOK)
+        app.state.plugins.implements(POLICY_CONTEXT_HOOK, only=_adds_facts_to(action.name))
     )
 
 
@@ -240,20 +266,32 @@ def policy_input(
     request: Request, action: Action, identity: Identity, target: Resource | None
 ) -> dict[str, Any]:
     """The input document of ARCHITECTURE.md, with the facts plugins add to ``context``."""
-    return policy_document(request.app.state.plugins, action, identity, target)
+    state = request.app.state
+    return policy_document(state.plugins, state.engine, action, identity, target)
 
 
 def policy_document(
-    plugins: Plugins, action: Action, identity: Identity, target: Resource | None
+    plugins: Plugins,
+    engine: Engine,
+    action: Action,
+    identity: Identity,
+    target: Resource | None,
 ) -> dict[str, Any]:
     """The input document for ``identity`` doing ``action`` to ``target``, in a request or
-    not (a task acting for the person who started it)."""
+    not (a task acting for the person who started it). ``engine`` is the database the
+    plugins' facts are read from."""
     user = identity.as_policy_user()
     resource = target.as_input() if target else None
     context: dict[str, Any] = {}
     failed: list[str] = []
     for plugin_name, facts in plugins.call(
-        POLICY_CONTEXT_HOOK, failed=failed, action=action.name, user=user, resource=resource
+        POLICY_CONTEXT_HOOK,
+        failed=failed,
+        only=_adds_facts_to(action.name),
+        action=action.name,
+        user=user,
+        resource=resource,
+        engine=engine,
     ):
         if facts is not None and not isinstance(facts, dict):
             plugins.degrade(
@@ -278,9 +316,11 @@ class Authority:
 
     policy: PolicyEngine
     plugins: Plugins
+    engine: Engine  # the database plugins read the policy's facts from
 
     def decide(self, action: Action, identity: Identity, target: Resource | None) -> Decision:
-        return self.policy.decide(policy_document(self.plugins, action, identity, target))
+        document = policy_document(self.plugins, self.engine, action, identity, target)
+        return self.policy.decide(document)
 
 
 def denial(action: Action, decision: Decision) -> Denied:

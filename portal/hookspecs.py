@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     import click
     from fastapi import APIRouter, FastAPI
+    from sqlalchemy.engine import Engine
     from sqlmodel import Session
 
     from plugins.serving.runtimes import ServingRuntime
@@ -119,16 +120,19 @@ def paved_policy_dirs() -> list[Path] | None:
 
 @hookspec
 def paved_policy_context(
-    action: str, user: dict[str, Any], resource: dict[str, Any] | None
+    action: str, user: dict[str, Any], resource: dict[str, Any] | None, engine: Engine
 ) -> dict[str, Any] | None:
     """Add facts to the policy input's ``context`` before an action is decided.
 
     Called on every gated request, so keep it fast (a dictionary lookup or one indexed
-    query). ``action`` is the action's name, ``user`` and ``resource`` are the input
-    document's (see ARCHITECTURE.md). Return a dict merged into ``input.context`` (use keys
-    of your own, e.g. ``{"pii_scan": {...}}``), or None when you have nothing to add.
-    If it raises or returns something else, the request is denied with 503: a decision
-    without the facts a policy expects could allow what it should not.
+    query), and mark it with ``@facts_for(action, ...)`` when it concerns only some
+    actions: it is then called for those alone. ``action`` is the action's name, ``user``
+    and ``resource`` are the input document's (see ARCHITECTURE.md), ``engine`` the
+    portal's database (``with Session(engine) as session:``); take only the arguments you
+    use. Return a dict merged into ``input.context`` (use keys of your own, e.g.
+    ``{"pii_scans": {...}}``), or None when you have nothing to add. If it raises or
+    returns something else, the request is denied with 503: a decision without the facts
+    a policy expects could allow what it should not.
     """
 
 

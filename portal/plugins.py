@@ -189,9 +189,15 @@ class Plugins:
         impls = sorted(caller.get_hookimpls(), key=lambda impl: impl.plugin_name)
         return [(impl.plugin_name, impl) for impl in impls]
 
-    def implements(self, hook_name: str) -> bool:
-        """Whether any loaded plugin implements the hook."""
-        return bool(getattr(self.manager.hook, hook_name).get_hookimpls())
+    def implements(
+        self, hook_name: str, *, only: Callable[[Callable[..., Any]], bool] | None = None
+    ) -> bool:
+        """Whether any loaded plugin implements the hook (with an implementation ``only``
+        accepts, when given)."""
+        return any(
+            only is None or only(impl.function)
+            for impl in getattr(self.manager.hook, hook_name).get_hookimpls()
+        )
 
     def call(
         self,
@@ -199,6 +205,7 @@ class Plugins:
         *,
         each: Callable[[], AbstractContextManager[Any]] | None = None,
         failed: list[str] | None = None,
+        only: Callable[[Callable[..., Any]], bool] | None = None,
         **kwargs: Any,
     ) -> list[tuple[str, Any]]:
         """Call every implementation of a hook, in plugin-name order.
@@ -206,10 +213,13 @@ class Plugins:
         One that raises is logged with its traceback and its plugin degraded; the others
         still run. ``each`` wraps every single call (e.g. ``session.begin_nested``, so a
         failing plugin's writes are rolled back alone). The names of the plugins that
-        raised are appended to ``failed`` when given.
+        raised are appended to ``failed`` when given; only the implementations ``only``
+        accepts are called, when given.
         """
         results = []
         for plugin_name, impl in self._implementations(hook_name):
+            if only is not None and not only(impl.function):
+                continue
             try:
                 with each() if each else nullcontext():
                     result = impl.function(*(kwargs[arg] for arg in impl.argnames))

@@ -61,7 +61,7 @@ def worker(app: FastAPI, engine: Engine, settings: Settings) -> Iterator[Worker]
         [execution.HANDLER, training.HANDLER, apply.HANDLER],
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(app.state.policy, app.state.plugins),
+        authority=Authority(app.state.policy, app.state.plugins, app.state.engine),
     )
     stop_servers(settings)
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from portal import Action, NotFound, Resource, hot_path, requires
+from portal import Action, NotFound, Resource, facts_for, hot_path, requires
 from portal.actions import HOME_READ, PLUGINS_READ
 from portal.app import create_app
 from portal.fastlane import FastLane, lane_of
@@ -165,3 +165,30 @@ def test_routes_the_lane_cannot_answer_as_the_framework_would_have_none(
     (route,) = walk_routes(router.routes)
 
     assert lane_of(route) is None
+
+
+def test_facts_for_other_actions_keep_the_lane_and_are_not_fetched(
+    app: FastAPI, engine: Engine, plugins: Plugins
+) -> None:
+    asked: list[str] = []
+
+    @facts_for("serving.deployment.create")
+    def marked(action: str) -> dict[str, bool]:
+        asked.append(action)
+        return {"marked": True}
+
+    def unmarked(action: str, engine: Engine) -> None:
+        asked.append(f"unmarked {action}")
+
+    secret = issue_secret(engine, roles=["ml_engineer"])
+    with TestClient(app, headers={"Authorization": f"Bearer {secret}"}) as client:
+        with throwaway_plugin(plugins, "facts", paved_policy_context=marked):
+            client.post("/hot/churn/echo")
+            kept = client.post("/hot/churn/echo").json()["lane"]
+        with throwaway_plugin(plugins, "more_facts", paved_policy_context=unmarked):
+            client.post("/hot/churn/echo")
+            lost = client.post("/hot/churn/echo").json()["lane"]
+
+    assert kept is True
+    assert lost is False  # an unmarked implementation is asked about every action
+    assert asked == [f"unmarked {HOME_READ.name}"] * 2

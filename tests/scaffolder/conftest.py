@@ -76,7 +76,7 @@ def worker(app: FastAPI, engine: Engine, settings: Settings) -> Worker:
         [execution.HANDLER],
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(app.state.policy, app.state.plugins),
+        authority=Authority(app.state.policy, app.state.plugins, app.state.engine),
     )
 
 

@@ -222,7 +222,7 @@ def deployer(app: FastAPI, engine: Engine, settings: Settings) -> Iterator[Worke
         [apply.HANDLER],
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(app.state.policy, app.state.plugins),
+        authority=Authority(app.state.policy, app.state.plugins, app.state.engine),
     )
     try:
         yield worker
