@@ -46,7 +46,6 @@ def dataset_tab(
         "latest": service.shown(latest) if latest else None,
         "pending": next((s for s in newer if s.status in ("queued", "running")), None),
         "failed": next((s for s in newer if s.status == "failed"), None),
-        "history": [service.shown(scan) for scan in scans],
         "tab_url": request.url.path,
         "back": _tab_of(ref),
     }

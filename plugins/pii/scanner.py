@@ -304,6 +304,16 @@ def _without_overlaps(
     return kept
 
 
+def shown_names(columns: Sequence[str], analyzer: Analyzer, *, min_score: float) -> list[str]:
+    """The columns' names as they may be stored and shown: a name that is personal data
+    itself (the first row of a file without a header) is replaced by its position."""
+    found = scan_column("", columns, analyzer, min_score=min_score)
+    holding = set().union(*found.rows.values())
+    return [
+        f"column {index + 1}" if index in holding else name for index, name in enumerate(columns)
+    ]
+
+
 def mask(value: str) -> str:
     """A value with every letter and digit hidden but its first and last:
     ``jane@example.com`` is ``j•••@•••••••.••m``."""

@@ -87,9 +87,12 @@ def dataset_files(entity: CatalogEntity, settings: Settings) -> list[Path]:
             "spec.location", f"{path} does not exist", "an existing file or folder"
         )
     found = sorted(
-        child
+        child.resolve()
         for child in path.iterdir()
-        if child.is_file() and child.suffix.lower() in tables.FORMATS
+        if child.is_file()
+        and child.suffix.lower() in tables.FORMATS
+        # a link out of the allowed folders is not followed
+        and any(child.resolve().is_relative_to(root) for root in roots)
     )
     if not found:
         raise InvalidInput.for_field(
@@ -211,7 +214,7 @@ def run_scan(ctx: TaskContext) -> dict[str, Any]:
     assert settings is not None, "scans need the portal's settings"
     scan_id = int(ctx.params["scan"])
     with Session(ctx.engine) as session:
-        scan = _get(session, scan_id)
+        scan = get_scan(session, scan_id)
         scan.status = "running"
         session.add(scan)
         session.commit()
@@ -223,6 +226,9 @@ def run_scan(ctx: TaskContext) -> dict[str, Any]:
         why = _said(exc)
         _fail(ctx, scan_id, why)
         raise TaskFailed(why) from None
+    except BaseException as exc:  # cancelled, or a failure of the analyzer: said, re-raised
+        _fail(ctx, scan_id, f"stopped: {type(exc).__name__}: {exc}".rstrip(": "))
+        raise
     finally:
         if shown is not None:
             for path in files:
@@ -243,16 +249,16 @@ def _scan(
             names=shown,
         )
     except FileNotFoundError as exc:
-        raise InvalidInput.for_field(
-            "file", f"{exc.filename} is gone", "the dataset's files"
-        ) from None
+        gone = shown[0] if shown else Path(str(exc.filename)).name
+        raise InvalidInput.for_field("file", f"{gone} is gone", "the dataset's files") from None
     ctx.log(f"{len(sample.rows)} of {sample.rows_read} rows sampled, {len(sample.columns)} columns")
     analyzer = scanner.analyzer_for(limits)
     for note in analyzer.notes:
         ctx.log(note, level="warning")
     ctx.log(f"recognizers: {', '.join(analyzer.recognizers)}")
     found = []
-    for index, column in enumerate(sample.columns):
+    names = scanner.shown_names(sample.columns, analyzer, min_score=limits.min_score)
+    for index, column in enumerate(names):
         ctx.check_cancelled()
         values = [row[index] for row in sample.rows]
         result = scanner.scan_column(column, values, analyzer, min_score=limits.min_score)
@@ -260,10 +266,10 @@ def _scan(
         if result.findings:
             types = ", ".join(f"{f.entity} in {f.count}" for f in result.findings)
             ctx.log(f"{column}: {types}")
-        ctx.progress(index + 1, len(sample.columns))
+        ctx.progress(index + 1, len(names))
     suggested = scanner.suggested_classification(found)
     with Session(ctx.engine) as session:
-        scan = _get(session, scan_id)
+        scan = get_scan(session, scan_id)
         scan.status = "completed"
         scan.finished_at = utcnow()
         scan.files = sample.files
@@ -311,15 +317,11 @@ def _fail(ctx: TaskContext, scan_id: int, why: str) -> None:
 # -- Reading scans -------------------------------------------------------------------------
 
 
-def _get(session: Session, scan_id: int) -> PiiScan:
+def get_scan(session: Session, scan_id: int) -> PiiScan:
     scan = session.get(PiiScan, scan_id)
     if scan is None:
         raise NotFound(f"there is no PII scan {scan_id}")
     return scan
-
-
-def get_scan(session: Session, scan_id: int) -> PiiScan:
-    return _get(session, scan_id)
 
 
 def list_scans(session: Session, *, dataset: str | None = None, limit: int = 50) -> list[PiiScan]:
@@ -341,14 +343,19 @@ def latest_scan(session: Session, dataset: str) -> PiiScan | None:
 
 
 def results_of(session: Session, datasets: Iterable[str]) -> dict[str, str]:
-    """``{dataset: "clean" | "pii_found"}`` from each one's latest completed scan, in one
-    query; datasets never scanned are absent."""
+    """``{dataset: "clean" | "pii_found"}`` from each one's latest completed scan of its
+    own files that read rows, in one query; datasets never scanned so are absent."""
     wanted = sorted(set(datasets))
     if not wanted:
         return {}
     query = (
         select(PiiScan.dataset, PiiScan.has_pii)
-        .where(col(PiiScan.dataset).in_(wanted), col(PiiScan.status) == "completed")
+        .where(
+            col(PiiScan.dataset).in_(wanted),
+            col(PiiScan.status) == "completed",
+            col(PiiScan.uploaded).is_(False),  # a sample someone chose clears nothing
+            col(PiiScan.rows_scanned) > 0,
+        )
         .order_by(col(PiiScan.id))
     )
     found: dict[str, str] = {}

@@ -106,10 +106,10 @@ def _csv_rows(path: Path, shown: str) -> Iterator[dict[str, str]]:
             for values in reader:
                 line = reader.line_num
                 yield dict(zip(columns, values, strict=False))
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         raise InvalidInput.for_field(
             "file",
-            f"{shown} is not UTF-8 text (byte {exc.start} after line {line})",
+            f"{shown} is not UTF-8 text (near line {line + 1})",
             "a CSV file in UTF-8, or a Parquet file named .parquet",
         ) from None
     except csv.Error as exc:
@@ -126,12 +126,10 @@ def _parquet_rows(path: Path, shown: str) -> Iterator[dict[str, str]]:
         found = parquet.ParquetFile(path)
         columns = _column_names(found.schema_arrow.names)
         for batch in found.iter_batches(batch_size=BATCH_ROWS):
-            values = batch.to_pydict()
-            for index in range(batch.num_rows):
-                yield {
-                    column: _text(values[name][index])
-                    for column, name in zip(columns, batch.schema.names, strict=True)
-                }
+            # By position: two columns of one name would be one in a dict.
+            values = [batch.column(index).to_pylist() for index in range(batch.num_columns)]
+            for row in range(batch.num_rows):
+                yield {column: _text(values[index][row]) for index, column in enumerate(columns)}
     except (arrow.ArrowException, OSError) as exc:
         raise InvalidInput.for_field(
             "file", f"{shown} is not a Parquet file it can read: {exc}", "a Parquet file"

@@ -91,10 +91,21 @@ def desired_state(deployment: Deployment, settings: Settings) -> DeploymentState
         canary=_spec(deployment, canary, settings) if canary else None,
         canary_percent=percent if canary else 0,
         labels={"paved.dev/environment": deployment.environment},
-        previous=(
-            _spec(deployment, previous, settings) if previous and previous != stable else None
-        ),
+        previous=_previous(deployment, previous, settings) if previous != stable else None,
     )
+
+
+def _previous(
+    deployment: Deployment, version: str | None, settings: Settings
+) -> VersionSpec | None:
+    """The version kept for a rollback, when MLflow still has it: a version deleted from
+    the registry since is not kept, and stops nothing else."""
+    if version is None:
+        return None
+    try:
+        return _spec(deployment, version, settings)
+    except RuntimeFailed:
+        return None
 
 
 def _spec(deployment: Deployment, version: str, settings: Settings) -> VersionSpec:

@@ -13,8 +13,9 @@ import pyarrow.parquet as parquet
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pii.conftest import CUSTOMERS, METRICS, customer_rows, run_all
+from pii.conftest import CUSTOMERS, METRICS, customer_rows, run_all, write_csv
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from plugins.pii import service
 from portal import Resource
@@ -184,7 +185,7 @@ def test_a_file_that_does_not_parse_fails_its_scan_and_keeps_the_last_result(
     body = alice.get(f"{SCANS}/{failed['id']}").json()
     assert body["status"] == "failed"
     assert body["error"] == (
-        "metrics.csv is not UTF-8 text (byte 0 after line 0); expected a CSV file in UTF-8, "
+        "metrics.csv is not UTF-8 text (near line 1); expected a CSV file in UTF-8, "
         "or a Parquet file named .parquet"
     )
     latest = alice.get("/api/pii/datasets/dataset/default/metrics").json()
@@ -240,6 +241,42 @@ def test_uploads_name_their_field_when_wrong(
     assert "notes.txt" in wrong_type.text
     assert empty.status_code == 422
     assert empty.json()["errors"][0]["field"] == "file"
-    assert not service.uploads_dir(settings).exists() or not any(
-        service.uploads_dir(settings).iterdir()
+    assert not service.uploads_dir(settings).exists()  # refused before anything was written
+
+
+def test_only_a_scan_of_the_datasets_own_files_decides_and_the_latest_one_wins(
+    datasets: Path, alice: TestClient, scans: Worker, engine: Engine
+) -> None:
+    clean_sample = b"day,requests\n2026-10-01,100\n"
+    alice.post(
+        "/api/pii/samples",
+        files={"file": ("clean.csv", clean_sample, "text/csv")},
+        data={"dataset": CUSTOMERS},
     )
+    run_all(scans)
+    with Session(engine) as session:
+        after_upload = service.results_of(session, [CUSTOMERS, METRICS])
+    scan(alice, METRICS)
+    run_all(scans)
+    write_csv(datasets / "metrics.csv", [{"contact": "ana@example.org"}])
+    scan(alice, METRICS)
+    run_all(scans)
+    with Session(engine) as session:
+        latest = service.results_of(session, [CUSTOMERS, METRICS])
+
+    assert after_upload == {}  # a sample someone chose clears no dataset
+    assert latest == {METRICS: "pii_found"}
+
+
+def test_a_file_without_a_header_does_not_store_its_first_row_as_names(
+    datasets: Path, alice: TestClient, scans: Worker
+) -> None:
+    rows = b"jane.doe@example.com,+1 212-555-0147\nomar@example.org,+1 415-555-0199\n"
+
+    asked = alice.post("/api/pii/samples", files={"file": ("raw.csv", rows, "text/csv")})
+    run_all(scans)
+
+    done = alice.get(f"{SCANS}/{asked.json()['id']}")
+    assert [column["column"] for column in done.json()["columns"]] == ["column 1", "column 2"]
+    assert "jane.doe@example.com" not in done.text
+    assert "212-555-0147" not in done.text

@@ -244,7 +244,13 @@ def _patch_body(manifest: dict[str, Any]) -> dict[str, Any]:
     if manifest["kind"] != "InferenceService":
         return manifest
     predictor = manifest["spec"]["predictor"]
-    return {**manifest, "spec": {"predictor": {"canaryTrafficPercent": None, **predictor}}}
+    metadata = manifest["metadata"]
+    annotations = {"paved.dev/canary-version": None, **metadata["annotations"]}
+    return {
+        **manifest,
+        "metadata": {**metadata, "annotations": annotations},
+        "spec": {"predictor": {"canaryTrafficPercent": None, **predictor}},
+    }
 
 
 def _delete_versions(

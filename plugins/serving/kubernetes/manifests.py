@@ -214,9 +214,6 @@ def service_url(name: str, namespace: str) -> str:
     return f"http://{name}.{namespace}.svc.cluster.local"
 
 
-# -- Applying and removing -----------------------------------------------------------------
-
-
 # -- Where a pod reads a model from --------------------------------------------------------
 
 
