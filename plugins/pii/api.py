@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, File, Form, Query, Request, UploadFile
 
-from catalog.refs import ref_of
 from plugins.pii import actions, service
 from plugins.pii.models import ScanIn, ScanOut
 from plugins.pii.resources import sample_uploaded, scan_asked
-from portal import Identity, NotFound, requires
+from portal import Identity, requires
 from portal.db import SessionDep
 
 router = APIRouter(prefix="/api/pii", tags=["pii"])
@@ -77,9 +76,4 @@ def get_scan(scan_id: int, session: SessionDep) -> ScanOut:
 @router.get("/datasets/{kind}/{namespace}/{name}", dependencies=[requires(actions.SCAN_READ)])
 def latest_for_dataset(kind: str, namespace: str, name: str, session: SessionDep) -> ScanOut:
     """The dataset's latest completed scan (a failed one since does not hide it)."""
-    entity = service.dataset_entity(session, f"{kind}:{namespace}/{name}")
-    ref = ref_of(entity.body).text
-    scan = service.latest_scan(session, ref)
-    if scan is None:
-        raise NotFound(f"{ref} has no completed PII scan")
-    return service.shown(scan)
+    return service.shown(service.latest_for(session, f"{kind}:{namespace}/{name}"))

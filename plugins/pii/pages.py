@@ -9,7 +9,6 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from catalog.pages import entity_url
-from catalog.refs import ref_of
 from plugins.pii import actions, service
 from plugins.pii.resources import sample_uploaded, scan_from_form
 from portal import Identity, requires
@@ -35,19 +34,11 @@ def dataset_tab(
     kind: str, namespace: str, name: str, request: Request, session: SessionDep
 ) -> HTMLResponse:
     """The PII tab: the latest completed scan, and the one in progress or failed since."""
-    entity = service.dataset_entity(session, f"{kind}:{namespace}/{name}")
-    ref = ref_of(entity.body).text
-    scans = service.list_scans(session, dataset=ref, limit=20)
-    latest = service.latest_scan(session, ref)
-    newer = [scan for scan in scans if latest is None or (scan.id or 0) > (latest.id or 0)]
+    state = service.tab_state(session, f"{kind}:{namespace}/{name}")
     context: dict[str, Any] = {
-        "dataset": ref,
-        "spec": entity.body.get("spec") or {},
-        "latest": service.shown(latest) if latest else None,
-        "pending": next((s for s in newer if s.status in ("queued", "running")), None),
-        "failed": next((s for s in newer if s.status == "failed"), None),
+        **vars(state),
         "tab_url": request.url.path,
-        "back": _tab_of(ref),
+        "back": _tab_of(state.dataset),
     }
     return _shell(request).render(request, "pii/tab.html", context)
 

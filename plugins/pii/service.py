@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -29,6 +30,7 @@ from plugins.pii.models import PiiScan, ScanOut
 from portal import Identity, Resource, Settings, TaskContext, TaskFailed, tasks
 from portal.db import utcnow
 from portal.errors import InvalidInput, NotFound, PavedError
+from portal.models import Task, TaskStatus
 
 TASK_KIND = "pii.scan"
 MANAGED_BY = "backstage.io/managed-by-location"
@@ -340,6 +342,59 @@ def latest_scan(session: Session, dataset: str) -> PiiScan | None:
         .limit(1)
     )
     return session.exec(query).first()
+
+
+def latest_for(session: Session, ref: str) -> PiiScan:
+    """The latest completed scan of the Dataset ``ref``; NotFound when it has none."""
+    dataset = ref_of(dataset_entity(session, ref).body).text
+    scan = latest_scan(session, dataset)
+    if scan is None:
+        raise NotFound(f"{dataset} has no completed PII scan")
+    return scan
+
+
+@dataclass(frozen=True)
+class TabState:
+    """What a Dataset's PII tab shows."""
+
+    dataset: str
+    spec: dict[str, Any]
+    latest: ScanOut | None  # the latest completed scan
+    pending: ScanOut | None  # one queued or running since
+    failed: ScanOut | None  # one failed since
+
+
+def tab_state(session: Session, ref: str) -> TabState:
+    """The dataset's latest completed scan, and the one in progress or failed since. A scan
+    whose task ended without running it (cancelled while queued) shows as failed."""
+    entity = dataset_entity(session, ref)
+    dataset = ref_of(entity.body).text
+    latest = latest_scan(session, dataset)
+    since = [
+        _as_its_task_left_it(session, scan)
+        for scan in list_scans(session, dataset=dataset, limit=20)
+        if latest is None or (scan.id or 0) > (latest.id or 0)
+    ]
+    return TabState(
+        dataset=dataset,
+        spec=dict(entity.body.get("spec") or {}),
+        latest=shown(latest) if latest else None,
+        pending=next((s for s in since if s.status in ("queued", "running")), None),
+        failed=next((s for s in since if s.status == "failed"), None),
+    )
+
+
+def _as_its_task_left_it(session: Session, scan: PiiScan) -> ScanOut:
+    found = shown(scan)
+    if scan.status not in ("queued", "running") or scan.task_id is None:
+        return found
+    task = session.get(Task, scan.task_id)
+    if task is not None and not TaskStatus(task.status).is_finished:
+        return found
+    ended = task.status if task is not None else "gone"
+    return found.model_copy(
+        update={"status": "failed", "error": f"its task {scan.task_id} is {ended}"}
+    )
 
 
 def results_of(session: Session, datasets: Iterable[str]) -> dict[str, str]:

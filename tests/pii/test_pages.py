@@ -58,3 +58,16 @@ def test_a_failed_scan_is_shown_above_the_findings_it_left_in_place(
     assert "customers.csv is not UTF-8 text" in tab
     assert "The findings below are from scan 1." in tab
     assert 'data-entity="EMAIL_ADDRESS"' in tab
+
+
+def test_a_scan_cancelled_before_it_ran_stops_the_polling_and_says_so(
+    datasets: Path, alice: TestClient, client: TestClient
+) -> None:
+    alice.post("/pii/scans", data={"dataset": CUSTOMERS})
+    [scan] = alice.get("/api/pii/scans").json()
+    assert client.post(f"/api/tasks/{scan['task_id']}/cancel").status_code == 200
+
+    tab = alice.get(TAB).text
+
+    assert 'hx-trigger="every 2s"' not in tab
+    assert f"its task {scan['task_id']} is cancelled" in tab
