@@ -21,6 +21,10 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 EXIT_FAILED, EXIT_INPUT, EXIT_DENIED, EXIT_UNREACHABLE = 1, 2, 3, 4
 
 
+# The statuses of work that has ended.
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+
+
 class RemoteError(click.ClickException):
     """A refusal or failure of the portal, told in its own words, with its exit code."""
 
@@ -51,6 +55,14 @@ class Remote:
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """The JSON the portal answers; its refusals become a ``RemoteError``."""
+        response = self._send(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def text(self, path: str, **kwargs: Any) -> str:
+        """What the portal answers a GET with, as text (a CSV export)."""
+        return self._send("GET", path, **kwargs).text
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -59,7 +71,7 @@ class Remote:
                 EXIT_UNREACHABLE,
             ) from None
         if response.is_success:
-            return response.json() if response.content else None
+            return response
         raise RemoteError(_problem_text(response), _exit_code(response.status_code))
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -116,3 +128,19 @@ def follow_log(
             return
         if not lines:
             time.sleep(interval)
+
+
+def follow_until_done(
+    remote: Remote, state_path: str, log_path: str, echo: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Hand each log line of some work (a task, a training job) to ``echo`` as it comes;
+    return the work as ``state_path`` last showed it, once it ended."""
+    state: dict[str, Any] = {}
+
+    def is_finished() -> bool:
+        state.update(remote.get(state_path))
+        return state["status"] in FINISHED
+
+    for line in follow_log(remote, log_path, is_finished=is_finished):
+        echo(line)
+    return state

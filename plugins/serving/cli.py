@@ -12,9 +12,7 @@ from typing import Any
 
 import click
 
-from portal.remote import EXIT_FAILED, Remote, RemoteError, follow_log
-
-FINISHED = {"succeeded", "failed", "cancelled"}
+from portal.remote import EXIT_FAILED, FINISHED, Remote, RemoteError, follow_log, follow_until_done
 
 
 @click.command("deploy")
@@ -65,15 +63,12 @@ def deploy(
 def _follow(remote: Remote, name: str, task_id: int) -> dict[str, Any]:
     """Print the task's log as it comes, with the seconds since the start; return the task."""
     started = time.monotonic()
-    state: dict[str, Any] = {}
 
-    def is_finished() -> bool:
-        state.update(remote.get(f"/api/tasks/{task_id}"))
-        return state["status"] in FINISHED
-
-    for line in follow_log(remote, f"/api/tasks/{task_id}/log", is_finished=is_finished):
+    def echo(line: dict[str, Any]) -> None:
         click.echo(f"[{time.monotonic() - started:5.1f}s] {line['message']}", err=True)
-    return state
+
+    path = f"/api/tasks/{task_id}"
+    return follow_until_done(remote, path, f"{path}/log", echo)
 
 
 @click.command("rollback")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from portal.remote import EXIT_FAILED, Remote, RemoteError, follow_log
-
-FINISHED = {"succeeded", "failed", "cancelled"}
+from portal.remote import EXIT_FAILED, Remote, RemoteError, follow_until_done
 
 
 def _parameter(
@@ -44,14 +42,8 @@ def train(project: str, parameters: dict[str, str], backend: str | None, wait: b
     if not wait:
         click.echo(job["id"])
         return
-    state = {"status": job["status"]}
-
-    def is_finished() -> bool:
-        state.update(remote.get(f"/api/training/jobs/{job['id']}"))
-        return state["status"] in FINISHED
-
-    for line in follow_log(remote, f"/api/training/jobs/{job['id']}/log", is_finished=is_finished):
-        click.echo(line["message"])
+    path = f"/api/training/jobs/{job['id']}"
+    state = follow_until_done(remote, path, f"{path}/log", lambda line: click.echo(line["message"]))
     if state["status"] != "succeeded":
         raise RemoteError(
             f"job {job['id']} {state['status']}: {state.get('error') or ''}", EXIT_FAILED
