@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import catalog.models  # noqa: F401  (registers the catalog tables)
+import plugins.cost.models
 import plugins.pii.models
 import plugins.registry.models  # registers the registry tables
 import plugins.serving.models

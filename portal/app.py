@@ -243,7 +243,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             list(app.state.task_handlers.values()),
             settings.tasks,
             portal_settings=settings,
-            authority=Authority(app.state.policy, plugins, app.state.engine),
+            authority=Authority(app.state.policy, plugins, app.state.engine, settings),
         )
         worker.start()
         app.state.worker = worker

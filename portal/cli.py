@@ -574,7 +574,7 @@ def worker(drain: bool) -> None:
         list(collect_task_handlers(plugins).values()),
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(policy, plugins, engine),
+        authority=Authority(policy, plugins, engine, settings),
     )
 
     def stop(_signal: int, _frame: FrameType | None) -> None:

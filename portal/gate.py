@@ -267,19 +267,20 @@ def policy_input(
 ) -> dict[str, Any]:
     """The input document of ARCHITECTURE.md, with the facts plugins add to ``context``."""
     state = request.app.state
-    return policy_document(state.plugins, state.engine, action, identity, target)
+    return policy_document(state.plugins, state.engine, state.settings, action, identity, target)
 
 
 def policy_document(
     plugins: Plugins,
     engine: Engine,
+    settings: Settings,
     action: Action,
     identity: Identity,
     target: Resource | None,
 ) -> dict[str, Any]:
     """The input document for ``identity`` doing ``action`` to ``target``, in a request or
     not (a task acting for the person who started it). ``engine`` is the database the
-    plugins' facts are read from."""
+    plugins' facts are read from, ``settings`` the portal's."""
     user = identity.as_policy_user()
     resource = target.as_input() if target else None
     context: dict[str, Any] = {}
@@ -292,6 +293,7 @@ def policy_document(
         user=user,
         resource=resource,
         engine=engine,
+        settings=settings,
     ):
         if facts is not None and not isinstance(facts, dict):
             plugins.degrade(
@@ -317,9 +319,12 @@ class Authority:
     policy: PolicyEngine
     plugins: Plugins
     engine: Engine  # the database plugins read the policy's facts from
+    settings: Settings
 
     def decide(self, action: Action, identity: Identity, target: Resource | None) -> Decision:
-        document = policy_document(self.plugins, self.engine, action, identity, target)
+        document = policy_document(
+            self.plugins, self.engine, self.settings, action, identity, target
+        )
         return self.policy.decide(document)
 
 

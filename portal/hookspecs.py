@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from portal.settings import Settings
     from portal.shell import EntityTab, NavItem
     from portal.tasks import TaskHandler
+    from portal.usage import UsageSource
     from scaffolder.steps import StepAction
 
 hookspec = pluggy.HookspecMarker("paved")
@@ -120,7 +121,11 @@ def paved_policy_dirs() -> list[Path] | None:
 
 @hookspec
 def paved_policy_context(
-    action: str, user: dict[str, Any], resource: dict[str, Any] | None, engine: Engine
+    action: str,
+    user: dict[str, Any],
+    resource: dict[str, Any] | None,
+    engine: Engine,
+    settings: Settings,
 ) -> dict[str, Any] | None:
     """Add facts to the policy input's ``context`` before an action is decided.
 
@@ -128,11 +133,11 @@ def paved_policy_context(
     query), and mark it with ``@facts_for(action, ...)`` when it concerns only some
     actions: it is then called for those alone. ``action`` is the action's name, ``user``
     and ``resource`` are the input document's (see ARCHITECTURE.md), ``engine`` the
-    portal's database (``with Session(engine) as session:``); take only the arguments you
-    use. Return a dict merged into ``input.context`` (use keys of your own, e.g.
-    ``{"pii_scans": {...}}``), or None when you have nothing to add. If it raises or
-    returns something else, the request is denied with 503: a decision without the facts
-    a policy expects could allow what it should not.
+    portal's database (``with Session(engine) as session:``) and ``settings`` its
+    settings; take only the arguments you use. Return a dict merged into
+    ``input.context`` (use keys of your own, e.g. ``{"pii_scans": {...}}``), or None when
+    you have nothing to add. If it raises or returns something else, the request is denied
+    with 503: a decision without the facts a policy expects could allow what it should not.
     """
 
 
@@ -212,6 +217,22 @@ def paved_serving_runtimes(settings: Settings) -> list[ServingRuntime] | None:
     before running. ``remove(name, settings, log)`` stops a deployment. ``restores`` says
     its servers stop with the portal, which brings them back when it starts. A name already
     taken degrades the second plugin.
+    """
+
+
+@hookspec
+def paved_cost_sources(settings: Settings) -> list[UsageSource] | None:
+    """Contribute places usage comes from, for chargeback (training jobs, serving, storage,
+    a cluster's cost allocation API).
+
+    Called when the app or a worker is assembled, and by each collection of usage (a task,
+    run every ``cost.collect_interval`` seconds and on demand). Return ``UsageSource(name,
+    description, metrics, collect)`` from ``portal.usage``: ``collect(window)`` returns
+    ``Usage(day, metric, quantity, team=..., project=..., model=...)`` for the window's
+    days; the collection replaces what the source reported before for those days, in one
+    transaction. Usage without a team goes to the owner of its project in the catalog.
+    Every metric needs a price in ``cost.prices``: a source with an unpriced
+    metric, or a name already taken, degrades its plugin.
     """
 
 

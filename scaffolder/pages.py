@@ -52,9 +52,8 @@ def _offer_choices(
 ) -> forms.Choices:
     """What the form's pickers offer ``identity``: the owners the policy lets them create
     for, and the hosts repositories may be published to."""
-    authority = Authority(
-        request.app.state.policy, request.app.state.plugins, request.app.state.engine
-    )
+    state = request.app.state
+    authority = Authority(state.policy, state.plugins, state.engine, state.settings)
     groups = service.list_owner_choices(session, ref, template, by=identity, authority=authority)
     hosts = [LOCAL_HOST, *sorted(_settings(request).scaffolder.git_remotes)]
     return forms.Choices(groups, hosts)

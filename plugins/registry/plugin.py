@@ -6,9 +6,10 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from plugins.registry import api, pages
+from plugins.registry import api, pages, usage
 from plugins.registry.actions import REGISTRY_ACTIONS
 from portal import Action, EntityTab, hookimpl
+from portal.usage import UsageSource
 
 TEMPLATES = Path(__file__).parent / "templates"
 POLICIES = Path(__file__).parent / "policies"
@@ -38,3 +39,8 @@ def paved_template_dirs() -> list[Path]:
 @hookimpl
 def paved_policy_dirs() -> list[Path]:
     return [POLICIES]
+
+
+@hookimpl
+def paved_cost_sources() -> list[UsageSource]:
+    return [usage.SOURCE]

@@ -120,7 +120,7 @@ def list_models(
         lambda token: client.search_model_versions(max_results=page_size, page_token=token)
     ):
         versions.setdefault(version.name, []).append(int(version.version))
-    entities = _model_entities(session, [model.name for model in models])
+    entities = model_entities(session, [model.name for model in models])
     shown = []
     for model in models:
         entity = entities.get(model.name)
@@ -140,6 +140,13 @@ def list_models(
     return shown
 
 
+def every_version(client: Any, *, page_size: int = PAGE_SIZE) -> list[Any]:
+    """Every version of every registered model, a page at a time."""
+    return _every_page(
+        lambda token: client.search_model_versions(max_results=page_size, page_token=token)
+    )
+
+
 def _every_page(fetch: Callable[[str | None], Any]) -> list[Any]:
     """Every item of an MLflow search, following its page tokens."""
     found: list[Any] = []
@@ -152,7 +159,7 @@ def _every_page(fetch: Callable[[str | None], Any]) -> list[Any]:
             return found
 
 
-def _model_entities(session: Session, names: list[str]) -> dict[str, CatalogEntity]:
+def model_entities(session: Session, names: list[str]) -> dict[str, CatalogEntity]:
     """The Model entity of each registered model of ``names``, as ``model_entity`` finds
     it, in one catalog query per ``ENTITY_CHUNK`` names."""
     by_model: dict[str, CatalogEntity] = {}

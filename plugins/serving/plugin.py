@@ -10,13 +10,14 @@ import click
 from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
-from plugins.serving import api, apply, cli, pages, service
+from plugins.serving import api, apply, cli, pages, service, usage
 from plugins.serving.actions import SERVING_ACTIONS
 from plugins.serving.kubernetes import kubernetes_runtime
 from plugins.serving.local import LOCAL, stop_servers
 from plugins.serving.runtimes import ServingRuntime
 from plugins.serving.traffic import Traffic
 from portal import Action, EntityTab, NavItem, Settings, TaskHandler, hookimpl, hot_path
+from portal.usage import UsageSource
 
 log = logging.getLogger("paved.serving")
 
@@ -98,3 +99,8 @@ def paved_shutdown(app: FastAPI) -> Awaitable[None] | None:
         return None
     traffic.stop()
     return traffic.forwarder.aclose()  # its connections end on the event loop
+
+
+@hookimpl
+def paved_cost_sources() -> list[UsageSource]:
+    return [usage.SOURCE]

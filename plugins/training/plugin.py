@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 from fastapi import APIRouter, FastAPI
 
-from plugins.training import api, cli, pages, service
+from plugins.training import api, cli, pages, service, usage
 from plugins.training.actions import TRAINING_ACTIONS
 from plugins.training.backends import TrainingBackend
 from plugins.training.kubernetes import KUBERNETES
 from plugins.training.local import LOCAL
 from portal import Action, EntityTab, NavItem, Settings, TaskHandler, hookimpl
+from portal.usage import UsageSource
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -68,3 +69,8 @@ def paved_cli_commands() -> list[click.Command]:
 @hookimpl
 def paved_startup(app: FastAPI, settings: Settings) -> None:
     app.state.training_backends = service.available_backends(app.state.plugins)
+
+
+@hookimpl
+def paved_cost_sources() -> list[UsageSource]:
+    return [usage.SOURCE]

@@ -1,15 +1,19 @@
 """Paved's settings: one class, read from ``paved.yaml`` and ``PAVED_*`` variables.
 
 ``load`` holds ``Settings`` and how it is read; ``sections`` the portal's own sections;
-``ml`` those of the ML lifecycle and governance plugins.
+``ml`` those of the ML lifecycle; ``governance`` those of PII scanning and cost.
 """
 
+from portal.settings.governance import (
+    CostSettings,
+    CustomRecognizer,
+    OpenCostSettings,
+    PiiSettings,
+)
 from portal.settings.load import Settings, load_settings, render_reference
 from portal.settings.ml import (
-    CustomRecognizer,
     KubernetesSettings,
     MlflowSettings,
-    PiiSettings,
     ServingSettings,
     TrainingSettings,
 )
@@ -40,12 +44,14 @@ __all__ = [
     "ROLES",
     "AuthSettings",
     "CatalogSettings",
+    "CostSettings",
     "CustomRecognizer",
     "KubernetesSettings",
     "LocalSignInSettings",
     "LocalUser",
     "MlflowSettings",
     "OidcSettings",
+    "OpenCostSettings",
     "PiiSettings",
     "PluginSettings",
     "PolicySettings",

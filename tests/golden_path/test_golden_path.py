@@ -61,7 +61,9 @@ def worker(app: FastAPI, engine: Engine, settings: Settings) -> Iterator[Worker]
         [execution.HANDLER, training.HANDLER, apply.HANDLER],
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(app.state.policy, app.state.plugins, app.state.engine),
+        authority=Authority(
+            app.state.policy, app.state.plugins, app.state.engine, app.state.settings
+        ),
     )
     stop_servers(settings)
 

@@ -122,7 +122,7 @@ def scans(app: FastAPI, engine: Engine, settings: Settings) -> Worker:
         [TaskHandler(service.TASK_KIND, service.run_scan, title="PII scan")],
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(app.state.policy, app.state.plugins, engine),
+        authority=Authority(app.state.policy, app.state.plugins, engine, app.state.settings),
     )
 
 

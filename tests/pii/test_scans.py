@@ -127,7 +127,9 @@ def test_the_latest_clean_scan_clears_a_dataset_for_production(
     lead = Identity(ref=ALICE, groups=(FRAUD,), roles=("ml_engineer",), via="token")
 
     def decide() -> Any:
-        document = policy_document(app.state.plugins, engine, DEPLOY, lead, deploy)
+        document = policy_document(
+            app.state.plugins, engine, app.state.settings, DEPLOY, lead, deploy
+        )
         return document["context"].get("pii_scans"), app.state.policy.decide(document)
 
     before, denied_before = decide()

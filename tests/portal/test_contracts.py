@@ -109,6 +109,10 @@ HOOK_TESTS = {
         "../serving/test_deployments",
         "test_a_plugin_adds_a_serving_runtime_and_a_taken_name_degrades_its_plugin",
     ),
+    "paved_cost_sources": (
+        "../cost/test_usage",
+        "test_a_plugin_adds_a_usage_source_and_a_taken_name_degrades_its_plugin",
+    ),
     "paved_scaffolder_actions": (
         "../scaffolder/test_tasks",
         "test_plugins_add_actions_that_templates_run",

@@ -76,7 +76,9 @@ def worker(app: FastAPI, engine: Engine, settings: Settings) -> Worker:
         [execution.HANDLER],
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(app.state.policy, app.state.plugins, app.state.engine),
+        authority=Authority(
+            app.state.policy, app.state.plugins, app.state.engine, app.state.settings
+        ),
     )
 
 

@@ -222,7 +222,9 @@ def deployer(app: FastAPI, engine: Engine, settings: Settings) -> Iterator[Worke
         [apply.HANDLER],
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(app.state.policy, app.state.plugins, app.state.engine),
+        authority=Authority(
+            app.state.policy, app.state.plugins, app.state.engine, app.state.settings
+        ),
     )
     try:
         yield worker

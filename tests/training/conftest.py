@@ -56,7 +56,9 @@ def make_worker(app: FastAPI, engine: Engine, settings: Settings, *handlers: obj
         list(handlers),  # type: ignore[arg-type]
         settings.tasks,
         portal_settings=settings,
-        authority=Authority(app.state.policy, app.state.plugins, app.state.engine),
+        authority=Authority(
+            app.state.policy, app.state.plugins, app.state.engine, app.state.settings
+        ),
     )
 
 

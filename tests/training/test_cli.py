@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from training.conftest import BOB, ProjectMaker
 
 from portal.app import create_app
 from portal.plugins import Plugins
@@ -14,6 +13,7 @@ from portal.settings import Settings
 
 from conftest import ALICE, FRAUD, SEARCH, issue_secret
 from processes import paved, serve_in_thread
+from training.conftest import BOB, ProjectMaker
 
 
 def test_paved_train_prints_the_log_and_exits_as_the_job_ended(

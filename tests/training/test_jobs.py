@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from training.conftest import PROJECT, ProjectMaker
 
 from plugins.training import local
 from plugins.training.backends import TrainingBackend, TrainingOutcome, TrainingSpec
@@ -23,6 +22,7 @@ from portal.tracking import tracking_client
 from portal.worker import Worker
 
 from factories import throwaway_plugin, wait_for
+from training.conftest import PROJECT, ProjectMaker
 
 
 def job_log(client: TestClient, job_id: int) -> str:

@@ -1,0 +1,56 @@
+"""The cost plugin's logic: collecting usage, reports, and budgets with their alerts."""
+
+from plugins.cost.service.budgets import (
+    THRESHOLDS,
+    BudgetView,
+    amount_from_form,
+    budget_facts,
+    get_budget,
+    list_budgets,
+    month_days,
+    month_from_form,
+    override_budget,
+    raise_alerts,
+    set_budget,
+    spent_by_team,
+    this_month,
+)
+from plugins.cost.service.reports import Report, Series, as_csv, build_report
+from plugins.cost.service.usage import (
+    TASK_KIND,
+    Schedule,
+    available_sources,
+    check_range,
+    is_collecting,
+    run_collection,
+    source_states,
+    start_collection,
+)
+
+__all__ = [
+    "TASK_KIND",
+    "THRESHOLDS",
+    "BudgetView",
+    "Report",
+    "Schedule",
+    "Series",
+    "amount_from_form",
+    "as_csv",
+    "available_sources",
+    "budget_facts",
+    "build_report",
+    "check_range",
+    "get_budget",
+    "is_collecting",
+    "list_budgets",
+    "month_days",
+    "month_from_form",
+    "override_budget",
+    "raise_alerts",
+    "run_collection",
+    "set_budget",
+    "source_states",
+    "spent_by_team",
+    "start_collection",
+    "this_month",
+]
