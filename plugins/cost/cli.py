@@ -3,7 +3,7 @@ running portal."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, datetime
 
 import click
 
@@ -64,7 +64,7 @@ def report(
 def collect(start: datetime, end: datetime | None, wait: bool) -> None:
     """Read every usage source again for a range of days (admins)."""
     remote = Remote.from_environment()
-    body = {"from": _day(start), "to": _day(end) or date.today().isoformat()}
+    body = {"from": _day(start), "to": _day(end) or datetime.now(UTC).date().isoformat()}
     task = remote.post("/api/cost/collections", json=body)
     click.echo(f"task {task['id']} queued: {remote.url}/tasks/{task['id']}", err=True)
     if not wait:

@@ -112,7 +112,9 @@ class BudgetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: float | None = PydanticField(
-        ge=0, description="Money per month, in the price sheet's currency; null removes it"
+        ge=0,
+        allow_inf_nan=False,
+        description="Money per month, in the price sheet's currency; null removes it",
     )
     month: str | None = PydanticField(
         None,

@@ -49,6 +49,8 @@ def test_admins_set_budgets_and_team_leads_may_not(
     denied = carol.put("/api/cost/budgets/fraud", json={"amount": 1_000_000})
     assert denied.status_code == 403
     assert carol.get("/api/cost/budgets/fraud").json()["amount"] == 250
+    nothing = client.put("/api/cost/budgets/fraud", json={"amount": 0, "month": month})
+    assert nothing.json()["status"] == "over"  # nothing to spend: training stops at once
     removed = client.put("/api/cost/budgets/fraud", json={"amount": None, "month": month})
     assert removed.json()["amount"] == 100
 
@@ -67,6 +69,12 @@ def test_bad_budgets_name_the_field_and_change_nothing(
         assert answer.status_code == 422, body
         fields = [problem["field"] for problem in answer.json()["errors"]]
         assert any(name.endswith(field) for name in fields), answer.json()
+    infinite = client.put(  # 1e400 is read as infinity, which no JSON answer can hold
+        "/api/cost/budgets/fraud",
+        content=b'{"amount": 1e400}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert infinite.status_code == 422
     assert client.get("/api/cost/budgets/fraud").json()["every_month"] == 100
     unknown = client.put("/api/cost/budgets/nobody", json={"amount": 5})
     assert unknown.status_code == 404

@@ -15,3 +15,15 @@ denials contains sprintf("%s has spent %v %s of its %v %s budget for %s: new tra
 	budget.spent >= budget.amount
 	object.get(budget, "override", null) == null
 }
+
+# An override is a team lead's call for their own team: an admin who leads no team, or the
+# lead of another team, may not make it.
+denials contains sprintf("only a team lead of %s may override its budget", [input.resource.owner]) if {
+	input.action == "cost.budget.override"
+	not leads_the_team
+}
+
+leads_the_team if {
+	"team_lead" in input.user.roles
+	input.resource.owner in input.user.groups
+}

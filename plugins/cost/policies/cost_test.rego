@@ -38,3 +38,23 @@ test_the_budget_does_not_stop_other_actions if {
 	decision := authz.decision with input as {"action": "training.job.read", "user": engineer, "resource": project, "context": over}
 	decision.allow
 }
+
+override(user) := decision if {
+	team := {"ref": "group:default/fraud", "kind": "Group", "owner": "group:default/fraud", "labels": {}}
+	decision := authz.decision with input as {"action": "cost.budget.override", "user": user, "resource": team, "context": {}}
+}
+
+test_a_team_lead_of_the_team_overrides_its_budget if {
+	override({"ref": "user:default/carol", "groups": ["group:default/fraud"], "roles": ["team_lead"]}).allow
+}
+
+test_an_admin_or_another_teams_lead_may_not_override if {
+	admin := override({"ref": "user:default/root", "groups": ["group:default/platform"], "roles": ["admin"]})
+	not admin.allow
+	"only a team lead of group:default/fraud may override its budget" in admin.reasons
+	not override({"ref": "user:default/dave", "groups": ["group:default/search-ranking"], "roles": ["team_lead"]}).allow
+}
+
+test_a_zero_budget_stops_training if {
+	not train({"budget": object.union(budget, {"amount": 0, "spent": 0})}).allow
+}

@@ -46,8 +46,8 @@ class BudgetView:
     def percent(self) -> float | None:
         if self.amount is None:
             return None
-        if self.amount == 0:
-            return 100.0 if self.spent > 0 else 0.0
+        if self.amount == 0:  # no money to spend: over, as the training rule has it
+            return 100.0
         return round(100 * self.spent / self.amount, 1)
 
     @property

@@ -95,8 +95,8 @@ def is_collecting(session: Session) -> bool:
 
 
 def run_collection(ctx: TaskContext) -> dict[str, Any]:
-    """The ``cost.collect`` task: read each source, then in one transaction per source
-    replace its rows of those days and raise the budget alerts they cross.
+    """The ``cost.collect`` task: read each source and, in one transaction per source,
+    replace its rows of those days; then raise the budget alerts the new figures cross.
 
     A source that fails keeps what it reported before; the task fails naming it once the
     other sources are read.
