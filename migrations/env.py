@@ -8,6 +8,7 @@ import plugins.cost.models
 import plugins.pii.models
 import plugins.registry.models  # registers the registry tables
 import plugins.serving.models
+import plugins.soc2.models
 import plugins.training.models  # noqa: F401  (registers the training tables)
 import scaffolder.models  # noqa: F401  (registers the scaffolder tables)
 from portal.models import metadata

@@ -6,6 +6,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from portal.policy import (
     make_engine,
     policy_folders,
 )
+from portal.policy_versions import record_version
 from portal.problems import install_error_handlers
 from portal.routing import is_hot_path, overlapping
 from portal.settings import Settings
@@ -233,9 +235,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
     plugins: Plugins = app.state.plugins
     plugins.call("paved_startup", app=app, settings=settings)
+    await run_in_threadpool(record_version, app.state.engine, app.state.policy_folders)
     watcher = None
     if settings.policy.reload:
-        watcher = PolicyWatcher(app.state.policy, app.state.policy_folders)
+        watcher = PolicyWatcher(
+            app.state.policy,
+            app.state.policy_folders,
+            on_reload=partial(record_version, app.state.engine, app.state.policy_folders),
+        )
         watcher.start()
     if settings.tasks.in_process_worker:
         worker = Worker(

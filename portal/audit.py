@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -37,15 +37,31 @@ HASHED_FIELDS = (
 OUTCOMES = ("succeeded", "failed", "denied")
 
 
-def canonical_json(event: AuditEvent) -> bytes:
-    """The event as canonical JSON: sorted keys, no spaces, UTC time to the microsecond."""
+def hashed_fields(event: AuditEvent) -> dict[str, Any]:
+    """What the event's hash covers, as plain JSON data (UTC time to the microsecond)."""
     fields: dict[str, Any] = {name: getattr(event, name) for name in HASHED_FIELDS}
     fields["at"] = as_utc(event.at).isoformat(timespec="microseconds")
+    return fields
+
+
+def canonical_json(event: AuditEvent) -> bytes:
+    """The event as canonical JSON: sorted keys, no spaces, UTC time to the microsecond."""
+    return canonical_bytes(hashed_fields(event))
+
+
+def canonical_bytes(fields: dict[str, Any]) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def digest(event: AuditEvent) -> str:
     return hashlib.sha256(canonical_json(event)).hexdigest()
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """The hash of an exported event (``hashed_fields`` plus ``hash``), checked offline."""
+    return hashlib.sha256(
+        canonical_bytes({name: record.get(name) for name in HASHED_FIELDS})
+    ).hexdigest()
 
 
 def append_event(
@@ -125,7 +141,7 @@ def verify_chain(
     head = session.get(AuditHead, 1)
     total = head.length if head else 0
     expected_id, previous = 1, GENESIS_HASH
-    for event in _events_in_order(session, batch):
+    for event in events_in_order(session, batch=batch):
         if event.id != expected_id:
             return Verification(
                 expected_id - 1,
@@ -159,20 +175,68 @@ def verify_chain(
     return Verification(checked)
 
 
-def _events_in_order(session: Session, batch: int) -> Iterator[AuditEvent]:
-    after = 0
+def verify_segment(session: Session, first: int, last: int, *, batch: int = 5000) -> Verification:
+    """Check events ``first`` to ``last``: each is unchanged and follows the one before it,
+    the first following event ``first - 1``. The events before are not walked."""
+    previous = GENESIS_HASH
+    if first > 1:
+        before = session.get(AuditEvent, first - 1)
+        if before is None:
+            return Verification(0, first - 1, f"event {first - 1} is missing")
+        previous = before.hash
+    expected_id = first
+    for event in events_in_order(session, after=first - 1, through=last, batch=batch):
+        if event.id != expected_id:
+            return Verification(
+                expected_id - first,
+                expected_id,
+                f"event {expected_id} is missing (the next one is {event.id})",
+            )
+        if event.prev_hash != previous:
+            return Verification(
+                expected_id - first,
+                event.id,
+                f"event {event.id} does not follow event {event.id - 1}: "
+                "events were removed or re-ordered",
+            )
+        if digest(event) != event.hash:
+            return Verification(
+                expected_id - first, event.id, f"event {event.id} was changed after it was written"
+            )
+        previous, expected_id = event.hash, expected_id + 1
+    if expected_id != last + 1:
+        return Verification(
+            expected_id - first, expected_id, f"events {expected_id} to {last} are missing"
+        )
+    return Verification(last - first + 1)
+
+
+def events_in_order(
+    session: Session, *, after: int = 0, through: int | None = None, batch: int = 5000
+) -> Iterator[AuditEvent]:
+    """The events after id ``after`` up to ``through`` (included), oldest first, read
+    ``batch`` at a time; they are detached as the walk goes, so memory stays flat."""
     while True:
-        rows = session.exec(
-            select(AuditEvent)
-            .where(col(AuditEvent.id) > after)
-            .order_by(col(AuditEvent.id))
-            .limit(batch)
-        ).all()
+        query = select(AuditEvent).where(col(AuditEvent.id) > after)
+        if through is not None:
+            query = query.where(col(AuditEvent.id) <= through)
+        rows = session.exec(query.order_by(col(AuditEvent.id)).limit(batch)).all()
         if not rows:
             return
         yield from rows
         after = rows[-1].id
         session.expunge_all()  # keep memory flat on long chains
+
+
+def segment_between(session: Session, since: datetime, until: datetime) -> tuple[int, int] | None:
+    """The ids of the first and last events written from ``since`` until before ``until``,
+    or None when none were. Every event between the two belongs to the segment, so it is
+    continuous even if replicas' clocks wrote a few out of time order."""
+    first = session.scalar(select(func.min(AuditEvent.id)).where(col(AuditEvent.at) >= since))
+    last = session.scalar(select(func.max(AuditEvent.id)).where(col(AuditEvent.at) < until))
+    if first is None or last is None or first > last:
+        return None
+    return int(first), int(last)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from plugins.serving.runtimes import ServingRuntime
     from plugins.training.backends import TrainingBackend
     from portal.actions import Action
+    from portal.evidence import EvidenceCollector
     from portal.health import ReadinessCheck
     from portal.settings import Settings
     from portal.shell import EntityTab, NavItem
@@ -233,6 +234,23 @@ def paved_cost_sources(settings: Settings) -> list[UsageSource] | None:
     transaction. Usage without a team goes to the owner of its project in the catalog.
     Every metric needs a price in ``cost.prices``: a source with an unpriced
     metric, or a name already taken, degrades its plugin.
+    """
+
+
+@hookspec
+def paved_evidence_collectors(settings: Settings) -> list[EvidenceCollector] | None:
+    """Contribute SOC 2 evidence: who has access, what changed in production and who
+    approved it, how much data was scanned for PII.
+
+    Called when the app or a worker is assembled, and by each evidence export (a task).
+    Return ``EvidenceCollector(name, title, description, controls, collect)`` from
+    ``portal.evidence``: ``collect(period)`` reads the period's days and returns
+    ``Evidence(columns, rows, summary, exceptions)``. ``controls`` names the SOC 2
+    criteria the evidence shows (``("CC8.1",)``); an exception is a sentence an auditor
+    should question, and marks those controls for attention. The export writes each
+    collector's rows as JSON and CSV into the signed pack. A collector that raises fails
+    its controls in that pack, not the export; a name already taken degrades the second
+    plugin. Evidence is read by auditors: leave dataset values and secrets out.
     """
 
 

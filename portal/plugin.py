@@ -17,7 +17,9 @@ from portal import (
     selfcheck,
     tasks,
 )
+from portal.access_evidence import COLLECTORS
 from portal.actions import CORE_ACTIONS
+from portal.evidence import EvidenceCollector
 
 
 @hookimpl
@@ -43,6 +45,11 @@ def paved_nav_items() -> list[NavItem]:
 @hookimpl
 def paved_task_handlers() -> list[TaskHandler]:
     return [selfcheck.HANDLER]
+
+
+@hookimpl
+def paved_evidence_collectors(settings: Settings) -> list[EvidenceCollector]:
+    return COLLECTORS
 
 
 @hookimpl

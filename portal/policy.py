@@ -302,8 +302,16 @@ def make_engine(
 class PolicyWatcher:
     """Re-reads the policies when a file under the folders changes (development only)."""
 
-    def __init__(self, engine: PolicyEngine, folders: Sequence[Path], *, every: float = 1.0):
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        folders: Sequence[Path],
+        *,
+        every: float = 1.0,
+        on_reload: Callable[[], object] | None = None,
+    ):
         self.engine, self.folders, self.every = engine, list(folders), every
+        self.on_reload = on_reload
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="policy-watcher", daemon=True)
 
@@ -326,6 +334,9 @@ class PolicyWatcher:
                 self.engine.reload()
             except ConfigurationError as exc:
                 log.error("policies not reloaded, the previous ones stay in force: %s", exc)
+                continue
+            if self.on_reload is not None:
+                self.on_reload()
 
     def start(self) -> None:
         self._thread.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -61,6 +62,30 @@ class Remote:
     def text(self, path: str, **kwargs: Any) -> str:
         """What the portal answers a GET with, as text (a CSV export)."""
         return self._send("GET", path, **kwargs).text
+
+    def download(self, path: str, target: Path) -> int:
+        """Write what the portal answers a GET with to ``target`` (through a temporary
+        file, so a broken transfer leaves nothing); returns the bytes written."""
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with self.http.stream("GET", path, headers={"Accept": "*/*"}) as response:
+                if not response.is_success:
+                    response.read()
+                    raise RemoteError(_problem_text(response), _exit_code(response.status_code))
+                size = 0
+                with partial.open("wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+                        size += len(chunk)
+            partial.replace(target)
+        except httpx.HTTPError as exc:
+            raise RemoteError(
+                f"cannot reach Paved at {self.url} ({type(exc).__name__}); set {URL_ENV}",
+                EXIT_UNREACHABLE,
+            ) from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return size
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

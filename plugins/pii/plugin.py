@@ -9,9 +9,10 @@ from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from plugins.pii import api, pages, service
+from plugins.pii import api, evidence, pages, service
 from plugins.pii.actions import PII_ACTIONS
 from portal import Action, EntityTab, TaskHandler, facts_for, hookimpl
+from portal.evidence import EvidenceCollector
 
 TEMPLATES = Path(__file__).parent / "templates"
 # The production rule of serving decides on the scans of a model's training data.
@@ -58,3 +59,8 @@ def paved_policy_context(resource: dict[str, Any] | None, engine: Engine) -> dic
         return None
     with Session(engine) as session:
         return {"pii_scans": service.results_of(session, datasets)}
+
+
+@hookimpl
+def paved_evidence_collectors() -> list[EvidenceCollector]:
+    return [evidence.COLLECTOR]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from plugins.registry import api, pages, usage
+from plugins.registry import api, evidence, pages, usage
 from plugins.registry.actions import REGISTRY_ACTIONS
 from portal import Action, EntityTab, hookimpl
+from portal.evidence import EvidenceCollector
 from portal.usage import UsageSource
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -44,3 +45,8 @@ def paved_policy_dirs() -> list[Path]:
 @hookimpl
 def paved_cost_sources() -> list[UsageSource]:
     return [usage.SOURCE]
+
+
+@hookimpl
+def paved_evidence_collectors() -> list[EvidenceCollector]:
+    return [evidence.COLLECTOR]

@@ -16,6 +16,7 @@ from catalog.models import CatalogEntity
 from catalog.refs import EntityRef, ref_of
 from plugins.registry.models import ApprovalOut, ModelApproval, ModelOut, VersionOut
 from portal import Identity, Settings
+from portal.db import as_utc
 from portal.errors import EngineUnavailable, InvalidInput, NotFound
 from portal.tracking import model_version_url, register_model, run_url, tracking_client
 
@@ -278,6 +279,30 @@ def _is_approved(decided: list[ModelApproval]) -> bool:
 
 def is_approved(session: Session, name: str, version: str) -> bool:
     return _is_approved(_approvals_of(session, name, version).get(version, []))
+
+
+def approval_standing(
+    session: Session, name: str, version: str, at: datetime
+) -> ModelApproval | None:
+    """The approval of ``name`` ``version`` in force at ``at`` (its latest decision before
+    then, when that was an approval)."""
+    decided = [
+        approval
+        for approval in _approvals_of(session, name, version).get(version, [])
+        if as_utc(approval.decided_at) <= at
+    ]
+    return decided[-1] if _is_approved(decided) else None
+
+
+def decisions_between(session: Session, since: datetime, until: datetime) -> list[ModelApproval]:
+    """Every approval and rejection decided from ``since`` until before ``until``."""
+    return list(
+        session.exec(
+            select(ModelApproval)
+            .where(col(ModelApproval.decided_at) >= since, col(ModelApproval.decided_at) < until)
+            .order_by(col(ModelApproval.id))
+        ).all()
+    )
 
 
 def register_version(

@@ -10,13 +10,14 @@ import click
 from fastapi import APIRouter, FastAPI
 from sqlmodel import Session
 
-from plugins.serving import api, apply, cli, pages, service, usage
+from plugins.serving import api, apply, cli, evidence, pages, service, usage
 from plugins.serving.actions import SERVING_ACTIONS
 from plugins.serving.kubernetes import kubernetes_runtime
 from plugins.serving.local import LOCAL, stop_servers
 from plugins.serving.runtimes import ServingRuntime
 from plugins.serving.traffic import Traffic
 from portal import Action, EntityTab, NavItem, Settings, TaskHandler, hookimpl, hot_path
+from portal.evidence import EvidenceCollector
 from portal.usage import UsageSource
 
 log = logging.getLogger("paved.serving")
@@ -104,3 +105,8 @@ def paved_shutdown(app: FastAPI) -> Awaitable[None] | None:
 @hookimpl
 def paved_cost_sources() -> list[UsageSource]:
     return [usage.SOURCE]
+
+
+@hookimpl
+def paved_evidence_collectors() -> list[EvidenceCollector]:
+    return evidence.COLLECTORS

@@ -181,7 +181,7 @@ async def local_sign_in(
         action=actions.SESSION_CREATE.name,
         allowed=True,
         outcome="succeeded",
-        detail={"via": "local"},
+        detail={"via": "local", "roles": list(identity.roles), "groups": list(identity.groups)},
     )
     return RedirectResponse(target, status_code=303)
 

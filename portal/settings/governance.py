@@ -1,4 +1,4 @@
-"""The settings sections of governance: PII scanning and cost chargeback."""
+"""The settings sections of governance: PII scanning, cost chargeback, SOC 2 evidence."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from portal.usage import METRICS
 
@@ -150,3 +150,36 @@ class CostSettings(BaseModel):
                 f"no price for {', '.join(missing)}; expected a price of 0 or more per unit"
             )
         return {**DEFAULT_PRICES, **given}
+
+
+class Soc2Settings(BaseModel):
+    """SOC 2 evidence: where packs are kept, the key that signs them, what needs attention."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signing_key: SecretStr | None = Field(
+        None,
+        description="PEM of the Ed25519 private key that signs evidence packs. Default: a "
+        "key made on first use and kept in `<data_dir>/soc2-signing-key.pem`. Set it (the "
+        "same on every replica) when running several.",
+    )
+    pack_dir: Path | None = Field(
+        None,
+        description="Folder evidence packs are written to (shared by every replica). "
+        "Default: `<data_dir>/evidence`.",
+    )
+    max_period_days: int = Field(
+        400, ge=1, description="Longest period one evidence pack may cover, in days."
+    )
+    stale_token_days: int = Field(
+        90,
+        ge=1,
+        description="An API token still valid but unused for this many days is flagged "
+        "in the access evidence.",
+    )
+    inactive_days: int = Field(
+        90,
+        ge=1,
+        description="A person not seen for this many days, who still holds a valid API "
+        "token, is flagged as a leaver whose access was not removed.",
+    )

@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from portal.errors import ConfigurationError, FieldProblem
-from portal.settings.governance import CostSettings, PiiSettings
+from portal.settings.governance import CostSettings, PiiSettings, Soc2Settings
 from portal.settings.ml import (
     KubernetesSettings,
     MlflowSettings,
@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     pii: PiiSettings = Field(default_factory=PiiSettings)
     cost: CostSettings = Field(default_factory=CostSettings)
+    soc2: Soc2Settings = Field(default_factory=Soc2Settings)
 
     @field_validator("database_url")
     @classmethod
@@ -126,6 +127,11 @@ class Settings(BaseSettings):
     @property
     def training_root(self) -> Path:
         return (self.training.work_root or self.data_dir / "training").absolute()
+
+    @property
+    def evidence_dir(self) -> Path:
+        """Where evidence packs are written (``soc2.pack_dir``, else in ``data_dir``)."""
+        return (self.soc2.pack_dir or self.data_dir / "evidence").absolute()
 
     @property
     def workspace_root(self) -> Path:

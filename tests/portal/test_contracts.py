@@ -113,6 +113,10 @@ HOOK_TESTS = {
         "../cost/test_usage",
         "test_a_plugin_adds_a_usage_source_and_a_taken_name_degrades_its_plugin",
     ),
+    "paved_evidence_collectors": (
+        "../soc2/test_exports",
+        "test_a_failing_collector_fails_its_controls_not_the_export",
+    ),
     "paved_scaffolder_actions": (
         "../scaffolder/test_tasks",
         "test_plugins_add_actions_that_templates_run",

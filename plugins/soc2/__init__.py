@@ -1,0 +1,2 @@
+"""SOC 2 evidence: the controls map, quarterly access reviews, and signed evidence packs
+an auditor verifies offline."""
