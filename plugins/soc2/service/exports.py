@@ -5,16 +5,32 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from plugins.soc2.models import EvidenceExport
-from plugins.soc2.pack import Gathered, evidence_document, generated_at, write_pack
+from plugins.soc2.pack import (
+    Gathered,
+    evidence_document,
+    generated_at,
+    write_pack,
+)
 from plugins.soc2.signing import signing_key
-from portal import Conflict, Identity, InvalidInput, NotFound, TaskContext, TaskFailed, tasks
+from portal import (
+    Conflict,
+    Identity,
+    InvalidInput,
+    NotFound,
+    TaskCancelled,
+    TaskContext,
+    TaskFailed,
+    tasks,
+)
 from portal.audit import append_alone, append_event, events_in_order, segment_between
 from portal.db import utcnow
 from portal.evidence import EvidenceCollector, EvidencePeriod
@@ -56,7 +72,7 @@ def check_period(session: Session, start: date, end: date, settings: Settings) -
         raise InvalidInput.for_field(
             "to", f"the period is {days} days long", f"at most {limit} days (soc2.max_period_days)"
         )
-    if end > utcnow().date() and start > utcnow().date():
+    if start > utcnow().date():
         raise InvalidInput.for_field("from", f"{start} is in the future", "a day up to today")
     period = EvidencePeriod(start, end, session.get_bind(), settings)  # type: ignore[arg-type]
     if segment_between(session, period.since, period.until) is None:
@@ -89,18 +105,18 @@ def request_export(
 def gather(
     collectors: list[EvidenceCollector],
     period: EvidencePeriod,
-    on_collector: Any = None,
+    on_collector: Callable[[int, Gathered], None] | None = None,
 ) -> list[Gathered]:
     """Each collector's evidence; one that raises is kept as failed, with its error."""
     gathered = []
-    for collector in collectors:
+    for done, collector in enumerate(collectors, start=1):
         try:
             gathered.append(Gathered(collector, collector.collect(period)))
         except Exception as exc:  # a plugin's collector: say which, gather the others
             log.warning("evidence collector %s failed", collector.name, exc_info=True)
             gathered.append(Gathered(collector, None, str(exc) or type(exc).__name__))
         if on_collector is not None:
-            on_collector(collector, gathered[-1])
+            on_collector(done, gathered[-1])
     return gathered
 
 
@@ -118,11 +134,12 @@ def run_export(ctx: TaskContext) -> dict[str, Any]:
     period = EvidencePeriod(export.start, export.end, ctx.engine, settings)
     try:
         written = _write(ctx, export, period, settings)
+    except TaskCancelled:
+        _finish(ctx, export, status="failed", error="cancelled", outcome="failed")
+        raise
     except Exception as exc:
         shown = str(exc) or type(exc).__name__
         _finish(ctx, export, status="failed", error=shown, outcome="failed")
-        if isinstance(exc, TaskFailed):
-            raise
         raise TaskFailed(f"the evidence pack could not be written: {shown}") from exc
     _finish(
         ctx,
@@ -152,8 +169,8 @@ def _write(
     )
     steps = len(collectors) + 1
 
-    def reported(collector: EvidenceCollector, item: Gathered) -> None:
-        done = len([c for c in collectors if c.name <= collector.name])
+    def reported(done: int, item: Gathered) -> None:
+        collector = item.collector
         if item.evidence is None:
             ctx.log(f"{collector.name}: could not be gathered: {item.error}", level="error")
         else:
@@ -273,7 +290,7 @@ def _sha256(path: Path) -> str:
 
 def live_evidence(
     plugins: Plugins | None,
-    engine: Any,
+    engine: Engine,
     settings: Settings,
     name: str,
     start: date,
