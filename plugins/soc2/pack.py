@@ -403,9 +403,20 @@ def verify_pack(
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             check.problems.append(f"{MANIFEST}: not a Paved evidence pack; expected {FORMAT}")
             return check
+        files = manifest.get("files")
+        if not isinstance(files, list) or not all(
+            isinstance(entry, dict) and isinstance(entry.get("path"), str) for entry in files
+        ):
+            check.problems.append(f"{MANIFEST}: its files are not a list of {{path, sha256}}")
+            return check
         check.manifest = manifest
-        listed = {entry["path"]: entry for entry in manifest.get("files", [])}
-        present = set(archive.namelist()) - {MANIFEST, SIGNATURE}
+        names = archive.namelist()
+        # A zip may hold two members of one name; readers pick either, so one could be
+        # forged behind the other.
+        for twice in sorted({name for name in names if names.count(name) > 1}):
+            check.problems.append(f"{twice}: in the pack more than once")
+        listed = {entry["path"]: entry for entry in files}
+        present = set(names) - {MANIFEST, SIGNATURE}
         for extra in sorted(present - set(listed)):
             check.problems.append(f"{extra}: in the pack but not in the manifest")
         for index, (name, entry) in enumerate(sorted(listed.items())):
@@ -459,13 +470,20 @@ def _verify_chain(archive: zipfile.ZipFile, chain: dict[str, Any], check: PackCh
     """Each event's hash is recomputed, and each must follow the one before it."""
     expected_id, previous = chain.get("first_id"), chain.get("prev_hash")
     problem: str | None = None
+    if not isinstance(expected_id, int):
+        if chain.get("events"):
+            check.problems.append(f"{MANIFEST}: its audit_chain names no first event")
+            return
+        expected_id = 0  # no events: any line found is one too many
     try:
         with archive.open(EVENTS) as member:
             for number, raw in enumerate(io.TextIOWrapper(member, encoding="utf-8"), start=1):
                 try:
                     record = json.loads(raw)
                 except ValueError:
-                    problem = f"line {number} is not JSON"
+                    record = None
+                if not isinstance(record, dict):
+                    problem = f"line {number} is not an event (a JSON object)"
                     break
                 if record.get("id") != expected_id:
                     problem = f"line {number} is event {record.get('id')}; expected {expected_id}"

@@ -5,7 +5,6 @@ downloads it and the public key, and the pack verifies offline."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from plugins.soc2.pack import verify_pack
 from plugins.soc2.signing import load_public_key
+from portal.db import utcnow
 from portal.plugins import Plugins
 
 from .conftest import LivePortal
@@ -28,7 +28,7 @@ def test_an_auditor_exports_a_pack_and_downloads_it(
 ) -> None:
     page = fresh_page
     portal = serve_demo(plugins)
-    today = date.today().isoformat()
+    today = utcnow().date().isoformat()
     # A real session, as a browser has: downloads carry its cookie (and the sign-in is the
     # first event of the period).
     page.goto(f"{portal.url}/auth/login?next=/soc2")

@@ -4,7 +4,7 @@ kept access, unscanned datasets, self-approvals, production changes nobody appro
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from portal.settings import Settings
 
 from .conftest import ALICE, CAROL
 
-TODAY = date.today()
+TODAY = utcnow().date()
 NOW = utcnow()
 DATASETS = """\
 apiVersion: paved.dev/v1alpha1
@@ -245,7 +245,7 @@ def test_self_approvals_and_unapproved_production_changes_are_flagged(
                 )
             )
         session.commit()
-    period = _period(engine, settings)
+    period = _period(engine, settings, days=1)  # events 90 minutes back may be yesterday
     approvals = registry_evidence.COLLECTOR.collect(period)
     assert approvals.summary == {"decisions": 2, "approved": 2, "rejected": 0}
     assert approvals.exceptions == [f"churn version 4 was approved by {CAROL}, who registered it"]

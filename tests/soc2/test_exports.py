@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from plugins.soc2.pack import verify_pack
 from plugins.soc2.signing import load_public_key
+from portal.db import utcnow
 from portal.evidence import Evidence, EvidenceCollector
 from portal.models import AuditEvent
 from portal.plugins import Plugins
@@ -25,7 +26,7 @@ from .conftest import AUDITOR
 from conftest import ClientFactory
 from factories import throwaway_plugin
 
-TODAY = date.today()
+TODAY = utcnow().date()
 
 
 def _auditor(client_as: ClientFactory) -> TestClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,14 @@ from plugins.soc2.cli import evidence
 from plugins.soc2.pack import MANIFEST, SIGNATURE, verify_pack
 from plugins.soc2.signing import public_pem, sign, signing_key
 from portal.audit import append_alone, append_event
+from portal.db import utcnow
 from portal.models import AuditEvent
 from portal.settings import Settings
 
 from .conftest import Export
 from conftest import BOTH_BACKENDS
 
-TODAY = date.today()
+TODAY = utcnow().date()
 
 
 @pytest.fixture
@@ -119,6 +119,42 @@ def test_a_changed_byte_in_an_evidence_file_is_named(
     check = verify_pack(forged, signing_key(settings).public_key())
     assert len(check.problems) == 1
     assert check.problems[0].startswith("evidence/access.people.csv: changed")
+
+
+def test_a_forged_second_member_of_the_same_name_is_refused(
+    pack: Path, settings: Settings, tmp_path: Path
+) -> None:
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(pack) as source, zipfile.ZipFile(forged, "w") as copy:
+        copy.writestr("controls.csv", b"control,title,status\nCC6.1,forged,supported\n")
+        for name in source.namelist():
+            if name != "controls.csv":
+                copy.writestr(name, source.read(name))
+        with pytest.warns(UserWarning, match="Duplicate name: 'controls.csv'"):
+            copy.writestr("controls.csv", source.read("controls.csv"))
+    problems = verify_pack(forged, signing_key(settings).public_key()).problems
+    assert "controls.csv: in the pack more than once" in problems
+
+
+def test_a_line_that_is_not_an_event_is_named_not_a_crash(
+    pack: Path, settings: Settings, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(pack) as archive:
+        manifest = json.loads(archive.read(MANIFEST))
+    events = b"[1]\n"
+    for entry in manifest["files"]:
+        if entry["path"] == "audit/events.jsonl":
+            entry.update(sha256=hashlib.sha256(events).hexdigest(), bytes=len(events))
+    raw = json.dumps(manifest).encode()
+    key = signing_key(settings)
+    forged = _rewrite(
+        pack,
+        tmp_path / "forged.zip",
+        {"audit/events.jsonl": events, MANIFEST: raw, SIGNATURE: sign(key, raw)},
+    )
+    assert verify_pack(forged, key.public_key()).problems == [
+        "audit/events.jsonl: the audit chain is broken: line 1 is not an event (a JSON object)"
+    ]
 
 
 def test_a_changed_manifest_or_another_key_breaks_the_signature(

@@ -10,13 +10,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from plugins.soc2.service.reviews import Quarter, _reviews_evidence
+from portal.db import utcnow
 from portal.evidence import EvidencePeriod
 from portal.settings import Settings
 
 from .conftest import ALICE, AUDITOR, CAROL, FRAUD
 from conftest import ClientFactory
 
-THIS_QUARTER = Quarter.of(date.today())
+THIS_QUARTER = Quarter.of(utcnow().date())
 KEEP_BOTH = {
     "members": [
         {"member": ALICE, "decision": "keep"},
@@ -95,7 +96,9 @@ def test_a_quarter_that_ended_unreviewed_is_an_exception(
     evidence = _reviews_evidence(EvidencePeriod(last.start, last.end, engine, settings))
     assert evidence.exceptions == [f"{FRAUD} has no access review for {last}"]
     assert [(r["team"], r["status"]) for r in evidence.rows] == [(FRAUD, "overdue")]
-    current = _reviews_evidence(EvidencePeriod(THIS_QUARTER.start, date.today(), engine, settings))
+    current = _reviews_evidence(
+        EvidencePeriod(THIS_QUARTER.start, utcnow().date(), engine, settings)
+    )
     assert current.exceptions == []
     assert [r["status"] for r in current.rows] == ["due"]
 
