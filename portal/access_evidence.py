@@ -4,6 +4,7 @@ leavers, how the policy decided, the policy versions in force, and the audit cha
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,7 +34,7 @@ def _tokens(period: EvidencePeriod) -> Evidence:
         ).all()
     rows, exceptions = [], []
     for token in tokens:
-        state = _token_state(token, period.until)
+        state = token_state(token, period.until)
         rows.append(
             as_row(
                 id=token.id,
@@ -76,7 +77,8 @@ def _tokens(period: EvidencePeriod) -> Evidence:
     return Evidence(columns, rows, summary, exceptions)
 
 
-def _token_state(token: ApiToken, at: datetime) -> str:
+def token_state(token: ApiToken, at: datetime) -> str:
+    """``active``, ``expired`` or ``revoked``, as the token stood at ``at``."""
     if token.revoked_at is not None and as_utc(token.revoked_at) < at:
         return "revoked"
     if token.expires_at is not None and as_utc(token.expires_at) < at:
@@ -89,12 +91,7 @@ def _people(period: EvidencePeriod) -> Evidence:
     when they were last seen, their roles at their last sign-in, and their valid tokens."""
     inactive = timedelta(days=period.settings.soc2.inactive_days)
     with Session(period.engine) as session:
-        seen = session.execute(
-            select(col(AuditEvent.actor), func.max(AuditEvent.at))
-            .where(col(AuditEvent.at) < period.until)
-            .where(col(AuditEvent.actor).startswith("user:"))
-            .group_by(col(AuditEvent.actor))
-        ).all()
+        seen = last_seen(session, period.until)
         sign_ins = session.execute(
             select(col(AuditEvent.actor), func.min(AuditEvent.at), func.count())
             .where(col(AuditEvent.action) == SIGN_IN, col(AuditEvent.outcome) == "succeeded")
@@ -109,19 +106,13 @@ def _people(period: EvidencePeriod) -> Evidence:
                 .group_by(col(AuditEvent.actor))
             ).all()
         )
-        roles = _last_roles(session, period)
-        tokens: dict[str, int] = defaultdict(int)
-        for token in session.exec(
-            select(ApiToken).where(col(ApiToken.created_at) < period.until)
-        ).all():
-            if _token_state(token, period.until) == "active":
-                tokens[token.user_ref] += 1
+        roles = roles_at_last_sign_in(session, period.until)
+        tokens = valid_tokens(session, period.until)
     first_sign_in = {actor: as_utc(first) for actor, first, _ in sign_ins}
     rows: list[dict[str, Any]] = []
     exceptions: list[str] = []
     joiners = leavers = 0
-    for actor, last_seen in sorted(seen):
-        last = as_utc(last_seen)
+    for actor, last in sorted(seen.items()):
         first = first_sign_in.get(actor)
         joined = first is not None and period.since <= first < period.until
         away = period.until - last > inactive
@@ -164,15 +155,51 @@ def _people(period: EvidencePeriod) -> Evidence:
     return Evidence(columns, rows, summary, exceptions)
 
 
-def _last_roles(session: Session, period: EvidencePeriod) -> dict[str, list[str]]:
+def roles_at_last_sign_in(
+    session: Session, until: datetime, actors: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """Each person's roles as their last sign-in before ``until`` recorded them."""
     latest = (
         select(func.max(AuditEvent.id))
         .where(col(AuditEvent.action) == SIGN_IN, col(AuditEvent.outcome) == "succeeded")
-        .where(col(AuditEvent.at) < period.until)
+        .where(col(AuditEvent.at) < until)
         .group_by(col(AuditEvent.actor))
     )
+    if actors is not None:
+        latest = latest.where(col(AuditEvent.actor).in_(actors))
     events = session.exec(select(AuditEvent).where(col(AuditEvent.id).in_(latest))).all()
     return {event.actor: list(event.detail.get("roles") or []) for event in events}
+
+
+def last_seen(
+    session: Session, until: datetime, actors: Sequence[str] | None = None
+) -> dict[str, datetime]:
+    """When each person last appears in the audit log before ``until``."""
+    query = (
+        select(col(AuditEvent.actor), func.max(AuditEvent.at))
+        .where(col(AuditEvent.at) < until)
+        .group_by(col(AuditEvent.actor))
+    )
+    query = query.where(
+        col(AuditEvent.actor).in_(actors)
+        if actors is not None
+        else col(AuditEvent.actor).startswith("user:")
+    )
+    return {actor: as_utc(at) for actor, at in session.execute(query).all()}
+
+
+def valid_tokens(
+    session: Session, at: datetime, users: Sequence[str] | None = None
+) -> dict[str, int]:
+    """How many API tokens each person held, valid at ``at``."""
+    query = select(ApiToken).where(col(ApiToken.created_at) < at)
+    if users is not None:
+        query = query.where(col(ApiToken.user_ref).in_(users))
+    held: dict[str, int] = defaultdict(int)
+    for token in session.exec(query).all():
+        if token_state(token, at) == "active":
+            held[token.user_ref] += 1
+    return dict(held)
 
 
 def _decisions(period: EvidencePeriod) -> Evidence:

@@ -242,7 +242,8 @@ def paved_evidence_collectors(settings: Settings) -> list[EvidenceCollector] | N
     """Contribute SOC 2 evidence: who has access, what changed in production and who
     approved it, how much data was scanned for PII.
 
-    Called when the app or a worker is assembled, and by each evidence export (a task).
+    Called by each evidence export (a task) and each view of the evidence pages and API,
+    so keep it cheap: build the collectors, do not collect.
     Return ``EvidenceCollector(name, title, description, controls, collect)`` from
     ``portal.evidence``: ``collect(period)`` reads the period's days and returns
     ``Evidence(columns, rows, summary, exceptions)``. ``controls`` names the SOC 2

@@ -33,7 +33,7 @@ PEM_RESPONSE: dict[int | str, dict[str, Any]] = {
 def list_controls(request: Request, session: SessionDep) -> list[dict[str, Any]]:
     """Each SOC 2 control, the evidence that shows it, and its status in the latest pack."""
     collectors = service.list_collectors(request.app.state.plugins, request.app.state.settings)
-    latest = next((e for e in service.list_exports(session) if e.status == "succeeded"), None)
+    latest = service.latest_pack(session)
     return controls_map(collectors, latest)
 
 
@@ -144,5 +144,4 @@ def submit_review(
     review = service.submit_review(
         session, request.state.team, asked.members, note=asked.note, by=user
     )
-    session.flush()
     return review_out(session, request.state.team, Quarter.parse(review.quarter))

@@ -35,7 +35,7 @@ def evidence_page(request: Request, session: SessionDep) -> HTMLResponse:
     """The controls, the evidence that shows each and its status, and the packs."""
     collectors = service.list_collectors(request.app.state.plugins, request.app.state.settings)
     exports = service.list_exports(session)
-    latest = next((e for e in exports if e.status == "succeeded"), None)
+    latest = service.latest_pack(session)
     today = utcnow().date()
     quarter = Quarter.of(today)
     context: dict[str, Any] = {

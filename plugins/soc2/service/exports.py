@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from plugins.soc2 import actions
 from plugins.soc2.models import EvidenceExport
 from plugins.soc2.pack import (
     Gathered,
@@ -40,8 +41,8 @@ from portal.settings import Settings
 log = logging.getLogger(__name__)
 TASK_KIND = "soc2.export"
 COLLECTORS_HOOK = "paved_evidence_collectors"
-EXPORT_ACTION = "soc2.evidence.export"
-DOWNLOAD_ACTION = "soc2.evidence.read"
+EXPORT_ACTION = actions.EVIDENCE_EXPORT.name
+DOWNLOAD_ACTION = actions.EVIDENCE_READ.name
 
 
 def list_collectors(plugins: Plugins | None, settings: Settings) -> list[EvidenceCollector]:
@@ -59,13 +60,17 @@ def list_collectors(plugins: Plugins | None, settings: Settings) -> list[Evidenc
     return sorted(found.values(), key=lambda collector: collector.name)
 
 
-def check_period(session: Session, start: date, end: date, settings: Settings) -> None:
-    """Refuse a period that ends before it starts, is longer than ``soc2.max_period_days``,
-    or in which the audit log holds nothing to show."""
+def check_order(start: date, end: date) -> None:
     if end < start:
         raise InvalidInput.for_field(
             "to", f"{end} is before from ({start})", "a last day on or after the first"
         )
+
+
+def check_period(session: Session, start: date, end: date, settings: Settings) -> None:
+    """Refuse a period that ends before it starts, is longer than ``soc2.max_period_days``,
+    or in which the audit log holds nothing to show."""
+    check_order(start, end)
     days = (end - start).days + 1
     limit = settings.soc2.max_period_days
     if days > limit:
@@ -239,6 +244,16 @@ def list_exports(session: Session, *, limit: int = 50) -> list[EvidenceExport]:
     )
 
 
+def latest_pack(session: Session) -> EvidenceExport | None:
+    """The newest export that wrote its pack: the controls' status comes from it."""
+    return session.exec(
+        select(EvidenceExport)
+        .where(col(EvidenceExport.status) == "succeeded")
+        .order_by(col(EvidenceExport.id).desc())
+        .limit(1)
+    ).first()
+
+
 def get_export(session: Session, export_id: int) -> EvidenceExport:
     export = session.get(EvidenceExport, export_id)
     if export is None:
@@ -302,10 +317,7 @@ def live_evidence(
         raise NotFound(
             f"there is no evidence collector {name!r}; known: {', '.join(sorted(collectors))}"
         )
-    if end < start:
-        raise InvalidInput.for_field(
-            "to", f"{end} is before from ({start})", "a last day on or after the first"
-        )
+    check_order(start, end)
     period = EvidencePeriod(start, end, engine, settings)
     (item,) = gather([collectors[name]], period)
     header = {"period": {"from": start.isoformat(), "to": end.isoformat()}}

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -16,11 +15,9 @@ from catalog.refs import parse_ref
 from catalog.relations import HAS_MEMBER
 from plugins.soc2.models import AccessReview, MemberDecision
 from portal import Conflict, Identity, InvalidInput
+from portal import access_evidence as access
 from portal.db import as_utc, utcnow
 from portal.evidence import Evidence, EvidenceCollector, EvidencePeriod, as_row
-from portal.models import ApiToken, AuditEvent
-
-SIGN_IN = "auth.session.create"
 
 
 @dataclass(frozen=True, order=True)
@@ -87,40 +84,19 @@ def team_members(session: Session, team: str) -> list[Member]:
     if not refs:
         return []
     entities = catalog.entities_by_refs(session, refs)
-    last_seen = dict(
-        session.execute(
-            select(col(AuditEvent.actor), func.max(AuditEvent.at))
-            .where(col(AuditEvent.actor).in_(refs))
-            .group_by(col(AuditEvent.actor))
-        ).all()
-    )
-    latest_sign_in = (
-        select(func.max(AuditEvent.id))
-        .where(col(AuditEvent.action) == SIGN_IN, col(AuditEvent.outcome) == "succeeded")
-        .where(col(AuditEvent.actor).in_(refs))
-        .group_by(col(AuditEvent.actor))
-    )
-    roles = {
-        event.actor: list(event.detail.get("roles") or [])
-        for event in session.exec(select(AuditEvent).where(col(AuditEvent.id).in_(latest_sign_in)))
-    }
     now = utcnow()
-    tokens: dict[str, int] = {}
-    for token in session.exec(
-        select(ApiToken).where(col(ApiToken.user_ref).in_(refs), col(ApiToken.revoked_at).is_(None))
-    ):
-        if token.expires_at is None or as_utc(token.expires_at) > now:
-            tokens[token.user_ref] = tokens.get(token.user_ref, 0) + 1
+    seen = access.last_seen(session, now, refs)
+    roles = access.roles_at_last_sign_in(session, now, refs)
+    tokens = access.valid_tokens(session, now, refs)
     members = []
     for ref, entity in zip(refs, entities, strict=True):
         profile = (entity.body.get("spec", {}).get("profile") or {}) if entity else {}
-        seen = last_seen.get(ref)
         members.append(
             Member(
                 ref=ref,
                 name=str(profile.get("displayName") or ref.split("/")[-1]),
                 roles=roles.get(ref, []),
-                last_seen=as_utc(seen) if seen else None,
+                last_seen=seen.get(ref),
                 tokens=tokens.get(ref, 0),
             )
         )
@@ -243,11 +219,6 @@ def _reviews_evidence(period: EvidencePeriod) -> Evidence:
         ):
             review = by_key.get((team, quarter.label))
             status = review_status(review, quarter, today)
-            if review is not None and as_utc(review.submitted_at).date() > quarter.end:
-                exceptions.append(
-                    f"{team}'s review for {quarter} was given late, on "
-                    f"{as_utc(review.submitted_at).date()} (due by {quarter.end})"
-                )
             if review is None:
                 if status == "overdue":
                     exceptions.append(f"{team} has no access review for {quarter}")
